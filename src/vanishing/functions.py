@@ -1,0 +1,98 @@
+"""torch.autograd.Functions whose backward is the hand-derived BPTT of rnn_bptt / lstm_bptt.
+
+One call runs one layer in one direction over x (T, B, I), already in processing order
+(the layer flips it for the reverse direction). With `traces` a list, the call appends a
+`Trace` of its per-step states, and its backward fills in dL/dh_t (and dL/dc_t).
+Backward is first order only (no double backward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from vanishing.lstm_bptt import lstm_backward, lstm_forward
+from vanishing.rnn_bptt import rnn_backward, rnn_forward
+from vanishing.trace import in_time_order, lstm_trace, rnn_trace
+
+
+def _bias(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
+    return None if b_ih is None else b_ih + b_hh
+
+
+class RNNFunction(torch.autograd.Function):
+    """(x, h0, W_ih, W_hh, b_ih, b_hh) -> (output (T, B, H), h_n (B, H))."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        W_ih: Tensor,
+        W_hh: Tensor,
+        b_ih: Tensor | None,
+        b_hh: Tensor | None,
+        nonlinearity: str,
+        traces: list | None,
+        layer: int,
+        direction: int,
+    ) -> tuple[Tensor, Tensor]:
+        hs, cache = rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity)
+        ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
+        if traces is not None:
+            ctx.trace = rnn_trace(layer, direction, hs)
+            traces.append(ctx.trace)
+        return hs[1:], hs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
+        dx, dh0, dW_ih, dW_hh, db, dh = rnn_backward(
+            dout, dh_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
+        )
+        if ctx.trace is not None:
+            ctx.trace.dh = in_time_order(dh, ctx.trace.direction)
+        db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
+        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None, None
+
+
+class LSTMFunction(torch.autograd.Function):
+    """(x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> (output (T, B, H), h_n, c_n (B, H))."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        W_ih: Tensor,
+        W_hh: Tensor,
+        b_ih: Tensor | None,
+        b_hh: Tensor | None,
+        traces: list | None,
+        layer: int,
+        direction: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        hs, cs, cache = lstm_forward(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh))
+        ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
+        if traces is not None:
+            ctx.trace = lstm_trace(layer, direction, hs, cs, cache.gates)
+            traces.append(ctx.trace)
+        return hs[1:], hs[-1].clone(), cs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = lstm_backward(
+            dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
+        )
+        if ctx.trace is not None:
+            ctx.trace.dh = in_time_order(dh, ctx.trace.direction)
+            ctx.trace.dc = in_time_order(dc, ctx.trace.direction)
+        db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
+        return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, None, None, None

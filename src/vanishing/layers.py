@@ -1,0 +1,291 @@
+"""`vanishing.RNN` and `vanishing.LSTM`: drop-in replacements for torch.nn.RNN / torch.nn.LSTM.
+
+Same constructor arguments, parameter names, shapes, gate order [i, f, g, o], initialisation
+and outputs as PyTorch, so state dicts load either way. Differences: the backward pass is the
+hand-derived BPTT of `functions.py`; the RNN also takes nonlinearity='sigmoid' (the
+article's); the LSTM takes `forget_bias`; `record=True` keeps per-step states and gradients
+in `layer.traces`. Not supported: PackedSequence input, proj_size > 0, double backward.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vanishing.functions import LSTMFunction, RNNFunction
+from vanishing.rnn_bptt import NONLINEARITIES
+from vanishing.trace import Trace
+from vanishing.validate import check_input, check_state
+
+
+class RecurrentBase(nn.Module):
+    """Parameters, checks and the layer/direction loop shared by RNN and LSTM."""
+
+    gate_count: int  # gates stacked along weight_ih's first axis: 1 (RNN) or 4 (LSTM)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        record: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):  # fmt: skip
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"{name} must be greater than zero, got {value}")
+        for name, value in (("bias", bias), ("batch_first", batch_first),
+                            ("bidirectional", bidirectional)):  # fmt: skip
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+        if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not (
+            0 <= dropout <= 1
+        ):
+            raise ValueError(f"dropout should be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = 0
+        self.record = record
+        self.traces: list[Trace] = []
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        factory = {"device": device, "dtype": dtype}
+        gate_size = self.gate_count * hidden_size
+        for layer in range(num_layers):
+            for direction in range(self.num_directions):
+                layer_input_size = input_size if layer == 0 else hidden_size * self.num_directions
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = {"weight_ih": (gate_size, layer_input_size),
+                          "weight_hh": (gate_size, hidden_size)}  # fmt: skip
+                if bias:
+                    shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                names = [name + suffix for name in shapes]
+                for name, shape in zip(names, shapes.values()):
+                    setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def reset_parameters(self) -> None:
+        """PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -stdv, stdv)
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn layers (there is no cuDNN weight buffer)."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        return s
+
+    def _weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
+        """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        return tuple(getattr(self, name + suffix, None)
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))  # fmt: skip
+
+    def _prepare(self, input: Tensor, hx: tuple[Tensor | None, ...]) -> tuple[Tensor, bool, list]:
+        """Check input and initial states; return x (T, B, I), batched, states (L*D, B, H)."""
+        w = self.weight_ih_l0
+        x, batched = check_input(input, self.input_size, self.batch_first, w.dtype, w.device)
+        shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
+        names = ("h_0", "c_0")
+        states = [
+            x.new_zeros(shape) if h is None else check_state(h, names[k], shape, batched, x)
+            for k, h in enumerate(hx)
+        ]
+        return x, batched, states
+
+    def _run(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """All layers and directions over x (T, B, I); returns (output, final states)."""
+        traces: list[Trace] | None = [] if self.record else None
+        finals: list[list[Tensor]] = [[] for _ in states]
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                x_d = x.flip(0) if direction else x
+                out, *final = self._run_direction(
+                    x_d, [s[k] for s in states], self._weights(layer, direction), traces,
+                    layer, direction,
+                )  # fmt: skip
+                outputs.append(out.flip(0) if direction else out)
+                for store, f in zip(finals, final):
+                    store.append(f)
+            x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        if traces is not None:
+            self.traces = traces
+        return x, [torch.stack(f) for f in finals]
+
+    def _output(self, out: Tensor, batched: bool) -> Tensor:
+        if not batched:
+            return out.squeeze(1)
+        return out.transpose(0, 1) if self.batch_first else out
+
+    @staticmethod
+    def _final(h: Tensor, batched: bool) -> Tensor:
+        return h if batched else h.squeeze(1)
+
+
+class RNN(RecurrentBase):
+    """Elman RNN, h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), as torch.nn.RNN.
+
+    nonlinearity: 'tanh' (PyTorch's default), 'relu', or 'sigmoid' (the article's).
+    Call: rnn(input, h_0=None) -> (output, h_n), shapes as torch.nn.RNN.
+    """
+
+    gate_count = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        record: bool = False,
+    ) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"Unknown nonlinearity {nonlinearity!r}; expected one of {NONLINEARITIES}"
+            )
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype, record)  # fmt: skip
+
+    @property
+    def mode(self) -> str:
+        return {"tanh": "RNN_TANH", "relu": "RNN_RELU", "sigmoid": "RNN_SIGMOID"}[
+            self.nonlinearity
+        ]
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
+
+    def _run_direction(self, x, states, weights, traces, layer, direction):  # noqa: ANN001
+        return RNNFunction.apply(
+            x, states[0], *weights, self.nonlinearity, traces, layer, direction
+        )
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x, batched, states = self._prepare(input, (hx,))
+        out, (h_n,) = self._run(x, states)
+        return self._output(out, batched), self._final(h_n, batched)
+
+
+class LSTM(RecurrentBase):
+    """Long short-term memory with forget gate, as torch.nn.LSTM (gate order i, f, g, o).
+
+    forget_bias: added to the forget-gate block of every bias_ih at initialisation
+    (Jozefowicz et al. 2015 recommend 1.0); 0.0, the default, keeps PyTorch's init exactly.
+    Call: lstm(input, (h_0, c_0)=None) -> (output, (h_n, c_n)), shapes as torch.nn.LSTM.
+    """
+
+    gate_count = 4
+    mode = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        forget_bias: float = 0.0,
+        record: bool = False,
+    ) -> None:
+        if proj_size != 0:
+            raise ValueError(f"proj_size > 0 is not supported by vanishing.LSTM, got {proj_size}")
+        if not isinstance(forget_bias, numbers.Real) or not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        if forget_bias != 0.0 and not bias:
+            raise ValueError("forget_bias needs bias=True (it is stored in bias_ih)")
+        self.forget_bias = float(forget_bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype, record)  # fmt: skip
+
+    def reset_parameters(self) -> None:
+        """PyTorch's initialisation, then forget_bias added to each forget-gate bias block."""
+        super().reset_parameters()
+        H = self.hidden_size
+        if self.forget_bias and self.bias:
+            with torch.no_grad():
+                for name in self._flat_weights_names:
+                    if name.startswith("bias_ih"):
+                        getattr(self, name)[H : 2 * H] += self.forget_bias
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if not self.forget_bias else s + f", forget_bias={self.forget_bias}"
+
+    def _run_direction(self, x, states, weights, traces, layer, direction):  # noqa: ANN001
+        return LSTMFunction.apply(x, states[0], states[1], *weights, traces, layer, direction)
+
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError("hx must be a tuple (h_0, c_0) of two tensors, or None")
+        x, batched, states = self._prepare(input, (None, None) if hx is None else tuple(hx))
+        out, (h_n, c_n) = self._run(x, states)
+        return self._output(out, batched), (self._final(h_n, batched), self._final(c_n, batched))

@@ -1,0 +1,75 @@
+"""Input checks for the layers: one clear error per bad input, before the time loop starts."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_input(
+    x: object, input_size: int, batch_first: bool, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, bool]:
+    """Return x as (T, B, I) and whether it was batched; raise on anything else."""
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        raise TypeError(
+            "vanishing layers do not take a PackedSequence yet: pad it with "
+            "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
+        )
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() not in (2, 3):
+        raise ValueError(
+            f"input must have 3 dimensions (T, B, input_size) (or (B, T, input_size) with "
+            f"batch_first) or 2 unbatched (T, input_size), got {x.dim()} with shape "
+            f"{tuple(x.shape)}"
+        )
+    if x.shape[-1] != input_size:
+        raise ValueError(
+            f"input.size(-1) must be equal to input_size={input_size}, got {x.shape[-1]}"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"input dtype {x.dtype} does not match the parameters' dtype {dtype}; "
+            f"convert one of them (e.g. input.to({dtype}))"
+        )
+    if x.device != device:
+        raise ValueError(f"input is on {x.device} but the parameters are on {device}")
+    batched = x.dim() == 3
+    if not batched:
+        x = x.unsqueeze(1)
+    elif batch_first:
+        x = x.transpose(0, 1)
+    T, B = x.shape[0], x.shape[1]
+    if T == 0:
+        raise ValueError(f"input has a sequence of length 0 (shape {tuple(x.shape)}); T >= 1")
+    if B == 0:
+        raise ValueError(f"input has a batch of size 0 (shape {tuple(x.shape)}); B >= 1")
+    check_finite(x, "input")
+    return x.contiguous(), batched
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Raise if x holds NaN or Inf (one reduction)."""
+    if not bool(torch.isfinite(x).all()):
+        bad = "NaN" if bool(torch.isnan(x).any()) else "Inf"
+        raise ValueError(f"{name} contains {bad}; expected finite values")
+
+
+def check_state(
+    h: object, name: str, expected: tuple[int, int, int], batched: bool, like: Tensor
+) -> Tensor:
+    """Return an initial state as (L*D, B, H); raise if its shape, dtype or device is off."""
+    if not isinstance(h, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(h).__name__}")
+    want = expected if batched else (expected[0], expected[2])
+    if tuple(h.shape) != want:
+        raise ValueError(
+            f"{name} must have shape {want} (num_layers * num_directions, "
+            f"{'batch, ' if batched else ''}hidden_size), got {tuple(h.shape)}"
+        )
+    if h.dtype != like.dtype:
+        raise TypeError(f"{name} dtype {h.dtype} does not match the input's dtype {like.dtype}")
+    if h.device != like.device:
+        raise ValueError(f"{name} is on {h.device} but the input is on {like.device}")
+    check_finite(h, name)
+    return h if batched else h.unsqueeze(1)
