@@ -85,9 +85,7 @@ class LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(
-        ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor
-    ) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor) -> tuple[Tensor | None, ...]:
         dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = lstm_backward(
             dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )

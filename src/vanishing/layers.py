@@ -42,18 +42,26 @@ class RecurrentBase(nn.Module):
         record: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):  # fmt: skip
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
             if value <= 0:
                 raise ValueError(f"{name} must be greater than zero, got {value}")
-        for name, value in (("bias", bias), ("batch_first", batch_first),
-                            ("bidirectional", bidirectional)):  # fmt: skip
+        for name, value in (
+            ("bias", bias),
+            ("batch_first", batch_first),
+            ("bidirectional", bidirectional),
+        ):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-        if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not (
-            0 <= dropout <= 1
+        if (
+            not isinstance(dropout, numbers.Number)
+            or isinstance(dropout, bool)
+            or not (0 <= dropout <= 1)
         ):
             raise ValueError(f"dropout should be a number in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
@@ -81,12 +89,14 @@ class RecurrentBase(nn.Module):
             for direction in range(self.num_directions):
                 layer_input_size = input_size if layer == 0 else hidden_size * self.num_directions
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (gate_size, layer_input_size),
-                          "weight_hh": (gate_size, hidden_size)}  # fmt: skip
+                shapes = {
+                    "weight_ih": (gate_size, layer_input_size),
+                    "weight_hh": (gate_size, hidden_size),
+                }
                 if bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
                 names = [name + suffix for name in shapes]
-                for name, shape in zip(names, shapes.values()):
+                for name, shape in zip(names, shapes.values(), strict=True):
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
@@ -126,8 +136,10 @@ class RecurrentBase(nn.Module):
     def _weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
         """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        return tuple(getattr(self, name + suffix, None)
-                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))  # fmt: skip
+        return tuple(
+            getattr(self, name + suffix, None)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        )
 
     def _prepare(self, input: Tensor, hx: tuple[Tensor | None, ...]) -> tuple[Tensor, bool, list]:
         """Check input and initial states; return x (T, B, I), batched, states (L*D, B, H)."""
@@ -151,11 +163,15 @@ class RecurrentBase(nn.Module):
                 k = layer * self.num_directions + direction
                 x_d = x.flip(0) if direction else x
                 out, *final = self._run_direction(
-                    x_d, [s[k] for s in states], self._weights(layer, direction), traces,
-                    layer, direction,
-                )  # fmt: skip
+                    x_d,
+                    [s[k] for s in states],
+                    self._weights(layer, direction),
+                    traces,
+                    layer,
+                    direction,
+                )
                 outputs.append(out.flip(0) if direction else out)
-                for store, f in zip(finals, final):
+                for store, f in zip(finals, final, strict=True):
                     store.append(f)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
@@ -203,14 +219,22 @@ class RNN(RecurrentBase):
                 f"Unknown nonlinearity {nonlinearity!r}; expected one of {NONLINEARITIES}"
             )
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype, record)  # fmt: skip
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            record,
+        )
 
     @property
     def mode(self) -> str:
-        return {"tanh": "RNN_TANH", "relu": "RNN_RELU", "sigmoid": "RNN_SIGMOID"}[
-            self.nonlinearity
-        ]
+        return {"tanh": "RNN_TANH", "relu": "RNN_RELU", "sigmoid": "RNN_SIGMOID"}[self.nonlinearity]
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -261,8 +285,18 @@ class LSTM(RecurrentBase):
         if forget_bias != 0.0 and not bias:
             raise ValueError("forget_bias needs bias=True (it is stored in bias_ih)")
         self.forget_bias = float(forget_bias)
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype, record)  # fmt: skip
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+            record,
+        )
 
     def reset_parameters(self) -> None:
         """PyTorch's initialisation, then forget_bias added to each forget-gate bias block."""

@@ -143,7 +143,13 @@ def lstm_backward(
     dh = torch.empty_like(dc_dh)  # (T, B, H) dL/dh_t
     dc = torch.empty_like(dc_dh)  # (T, B, H) dL/dc_t
     steps = zip(
-        dout.unbind(0), dc_dh.unbind(0), f.unbind(0), dh.unbind(0), dc.unbind(0), dz.unbind(0)
+        dout.unbind(0),
+        dc_dh.unbind(0),
+        f.unbind(0),
+        dh.unbind(0),
+        dc.unbind(0),
+        dz.unbind(0),
+        strict=True,
     )
     dh_next, dc_next = dh_n, dc_n  # (B, H) each
     for dout_t, dc_dh_t, f_t, dh_t, dc_t, dz_t in reversed(list(steps)):

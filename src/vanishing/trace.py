@@ -105,4 +105,3 @@ def record(model: nn.Module) -> Iterator[Recording]:
     finally:
         for name, layer in layers.items():
             layer.record = before[name]
-
