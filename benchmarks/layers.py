@@ -1,0 +1,217 @@
+"""Forward + backward speed of vanishing.LSTM / vanishing.RNN against torch.nn, in one process.
+
+    .venv/bin/python benchmarks/layers.py          # `make bench`; writes docs/performance.md
+    .venv/bin/python benchmarks/layers.py --quick  # fewer repeats, no file written
+
+Every contender runs the same float32 batch with the machine's threads; the repeats are
+interleaved (one run of each contender per round) and the median is reported. Loss: the sum of
+the output sequence, so every step receives a gradient. Recording keeps h_t, c_t, the gates and
+dL/dh_t, dL/dc_t of every step. The `LSTMCell + hooks` row is PyTorch's answer to per-step
+gradients: a Python loop over nn.LSTMCell with retain_grad() on every h_t and c_t.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import vanishing
+
+SIZES = [(64, 200, 8, 128), (16, 1000, 1, 16), (64, 1000, 2, 32), (256, 100, 32, 256)]
+MEMORY_SIZE = (16, 100_000, 1, 16)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kernel_paths() -> list[str]:
+    """The backward implementations to time: the compiled kernel (if built) and the reference."""
+    try:
+        from vanishing import kernel
+    except ImportError:
+        return ["reference"]
+    return ["kernel", "reference"] if kernel.available() else ["reference"]
+
+
+def use_path(path: str) -> None:
+    try:
+        from vanishing import kernel
+    except ImportError:
+        return
+    kernel.set_enabled(path == "kernel")
+
+
+def fwd_bwd(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        out, _ = model(x)
+        out.sum().backward()
+
+    return run
+
+
+def cell_loop(cell: nn.Module, x: torch.Tensor, lstm: bool) -> Callable[[], None]:
+    """nn.LSTMCell / nn.RNNCell over time, retaining every h_t (and c_t) gradient."""
+
+    def run() -> None:
+        cell.zero_grad(set_to_none=True)
+        T, B, _ = x.shape
+        h = x.new_zeros(B, cell.hidden_size)
+        c = x.new_zeros(B, cell.hidden_size)
+        hs, states = [], []
+        for t in range(T):
+            if lstm:
+                h, c = cell(x[t], (h, c))
+                c.retain_grad()
+            else:
+                h = cell(x[t], h)
+            h.retain_grad()
+            hs.append(h)
+            states.append((h, c))
+        torch.stack(hs).sum().backward()
+
+    return run
+
+
+def with_path(path: str, run: Callable[[], None]) -> Callable[[], None]:
+    def wrapped() -> None:
+        use_path(path)
+        run()
+
+    return wrapped
+
+
+def median_ms(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median wall time in ms of each run, rounds interleaved, after one warm-up each."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+
+
+def gemm_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    ms = median_ms({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
+    return 2 * n**3 / (ms * 1e-3) / 1e9
+
+
+def flops(kind: str, B: int, T: int, I: int, H: int) -> float:
+    """GEMM flops of forward + backward: 3x the forward's 2 T B G (I + H), G = gate rows."""
+    G = 4 * H if kind == "LSTM" else H
+    return 3 * 2 * T * B * G * (I + H)
+
+
+def contenders(kind: str, size: tuple[int, int, int, int], cell: bool) -> dict:
+    B, T, I, H = size
+    torch.manual_seed(0)
+    x = torch.randn(T, B, I)
+    if kind == "LSTM":
+        ref, ours = nn.LSTM(I, H), vanishing.LSTM(I, H)
+    else:
+        ref, ours = nn.RNN(I, H), vanishing.RNN(I, H)
+    ours.load_state_dict(ref.state_dict())
+    recorded = type(ours)(I, H, record=True)
+    recorded.load_state_dict(ref.state_dict())
+    runs = {f"torch.nn.{kind}": fwd_bwd(ref, x)}
+    for path in kernel_paths():
+        runs[f"vanishing ({path})"] = with_path(path, fwd_bwd(ours, x))
+        runs[f"vanishing ({path}, recording)"] = with_path(path, fwd_bwd(recorded, x))
+    if cell:
+        cell_module = nn.LSTMCell(I, H) if kind == "LSTM" else nn.RNNCell(I, H)
+        runs[f"{kind}Cell loop + hooks"] = cell_loop(cell_module, x, kind == "LSTM")
+    return runs
+
+
+def peak_memory_mb(kind: str, module: str, size: tuple[int, int, int, int]) -> float:
+    """Peak resident memory growth of one forward + backward, in a fresh process."""
+    B, T, I, H = size
+    code = f"""
+import resource, torch, vanishing
+from torch import nn
+torch.manual_seed(0)
+m = {module}.{kind}({I}, {H}); x = torch.randn({T}, {B}, {I})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if hasattr(m, "record"):
+    m.record = True
+out, _ = m(x); out.sum().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return float(result.stdout.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, two sizes, no file")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per size")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else args.repeats
+    sizes = SIZES[:2] if args.quick else SIZES
+    peak = gemm_peak_gflops()
+    lines = [
+        "| layer | (B, T, I, H) | implementation | ms | x torch | GFLOP/s | % GEMM peak |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for kind in ("LSTM", "RNN"):
+        for size in sizes:
+            cell = size[1] <= 1000 and size[3] <= 128
+            ms = median_ms(contenders(kind, size, cell), repeats)
+            base = ms[f"torch.nn.{kind}"]
+            gf = flops(kind, *size) / 1e9
+            for name, t in ms.items():
+                row = (
+                    f"| {kind} | {size} | {name} | {t:.1f} | {t / base:.2f} | "
+                    f"{gf / (t * 1e-3):.1f} | {100 * gf / (t * 1e-3) / peak:.0f} |"
+                )
+                lines.append(row)
+                print(row, flush=True)
+    memory = [
+        "| layer | (B, T, I, H) | implementation | peak memory growth (MB) |",
+        "|---|---|---|---:|",
+    ]
+    if not args.quick:
+        for module, name in (("nn", "torch.nn.LSTM"), ("vanishing", "vanishing.LSTM, recording")):
+            mb = peak_memory_mb("LSTM", module, MEMORY_SIZE)
+            memory.append(f"| LSTM | {MEMORY_SIZE} | {name} | {mb:.0f} |")
+            print(memory[-1], flush=True)
+    header = (
+        "Measured with `make bench` (`.venv/bin/python benchmarks/layers.py`): "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, float32, forward + backward "
+        f"of a sum-of-outputs loss, median of {repeats} interleaved runs. GEMM peak "
+        f"(1024 x 1024 float32 torch.mm): {peak:.0f} GFLOP/s."
+    )
+    print(header)
+    if not args.quick:
+        write_report(header, lines, memory)
+
+
+def write_report(header: str, lines: list[str], memory: list[str]) -> None:
+    """Replace the generated section of docs/performance.md, keep the prose around it."""
+    path = ROOT / "docs" / "performance.md"
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    table = "\n".join([begin, header, "", *lines, "", *memory, end])
+    text = path.read_text() if path.exists() else f"# Performance\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    path.write_text(head + table + rest.split(end, 1)[1])
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
