@@ -1,0 +1,216 @@
+"""Shared helpers: layer construction, an autograd reference, and one forward+backward run.
+
+`reference_forward` re-implements a vanishing layer's forward with plain torch ops, step by
+step, so autograd differentiates it; it is the oracle where torch.nn has no counterpart
+(the sigmoid RNN) or hides the per-step states (traces).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import vanishing
+
+# (kind, nonlinearity): the three RNN activations and the LSTM.
+RNN_KINDS = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid")]
+TORCH_KINDS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None)]
+ALL_KINDS = RNN_KINDS + [("lstm", None)]
+
+
+def kind_id(kind: tuple[str, str | None]) -> str:
+    return kind[0] if kind[1] is None else f"{kind[0]}-{kind[1]}"
+
+
+def make_layer(kind: str, nonlinearity: str | None, input_size: int, hidden_size: int, **kw):
+    """A vanishing.RNN or vanishing.LSTM (float64 unless dtype is given)."""
+    kw.setdefault("dtype", torch.float64)
+    if kind == "lstm":
+        return vanishing.LSTM(input_size, hidden_size, **kw)
+    return vanishing.RNN(input_size, hidden_size, nonlinearity=nonlinearity or "tanh", **kw)
+
+
+def make_torch_twin(layer) -> nn.Module:
+    """torch.nn.RNN / torch.nn.LSTM with the same configuration and weights as `layer`."""
+    kw = dict(
+        num_layers=layer.num_layers,
+        bias=layer.bias,
+        batch_first=layer.batch_first,
+        dropout=layer.dropout,
+        bidirectional=layer.bidirectional,
+        dtype=layer.weight_ih_l0.dtype,
+    )
+    if isinstance(layer, vanishing.LSTM):
+        twin = nn.LSTM(layer.input_size, layer.hidden_size, **kw)
+    else:
+        twin = nn.RNN(layer.input_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kw)
+    twin.load_state_dict(layer.state_dict())
+    twin.train(layer.training)
+    return twin
+
+
+def make_inputs(layer, T: int, B: int | None, with_states: bool = True, scale: float = 1.0):
+    """Random (x, hx) for layer; B=None gives unbatched (2-D) input; hx None if not with_states."""
+    dtype = layer.weight_ih_l0.dtype
+    LD = layer.num_layers * (2 if layer.bidirectional else 1)
+    if B is None:
+        x = torch.randn(T, layer.input_size, dtype=dtype)
+        state_shape = (LD, layer.hidden_size)
+    else:
+        x = torch.randn(*((B, T) if layer.batch_first else (T, B)), layer.input_size, dtype=dtype)
+        state_shape = (LD, B, layer.hidden_size)
+    x = x * scale
+    if not with_states:
+        return x, None
+    h0 = 0.5 * torch.randn(state_shape, dtype=dtype)
+    if isinstance(layer, vanishing.LSTM):
+        return x, (h0, 0.5 * torch.randn(state_shape, dtype=dtype))
+    return x, h0
+
+
+def split_states(states) -> tuple[Tensor, ...]:
+    """(h,) for an RNN's state, (h, c) for an LSTM's."""
+    return tuple(states) if isinstance(states, (tuple, list)) else (states,)
+
+
+def join_states(kind_is_lstm: bool, states: tuple[Tensor, ...]):
+    return tuple(states) if kind_is_lstm else states[0]
+
+
+def projection_loss(out: Tensor, *finals: Tensor, seed: int = 1234) -> Tensor:
+    """sum(out * R0) + sum(h_n * R1) (+ sum(c_n * R2)) with fixed random R's."""
+    g = torch.Generator().manual_seed(seed)
+    loss = out.new_zeros(())
+    for t in (out, *finals):
+        loss = loss + (t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
+    return loss
+
+
+def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=projection_loss) -> dict:
+    """Run module (or call(x, hx)) forward and backward; return outputs and all gradients.
+
+    x and hx are copied to fresh leaves, so the same tensors can be fed to two modules.
+    Keys: out, h_n[, c_n], grad_x[, grad_h0, grad_c0], grad_<parameter name>.
+    """
+    x = x.detach().clone().requires_grad_()
+    states = None
+    if hx is not None:
+        states = tuple(s.detach().clone().requires_grad_() for s in split_states(hx))
+        hx = join_states(isinstance(hx, tuple), states)
+    module.zero_grad(set_to_none=True)
+    out, finals = (call or module)(x, hx)
+    finals = split_states(finals)
+    loss_fn(out, *finals).backward()
+    result = {"out": out.detach(), "h_n": finals[0].detach(), "grad_x": x.grad}
+    if len(finals) == 2:
+        result["c_n"] = finals[1].detach()
+    if states is not None:
+        for name, s in zip(("grad_h0", "grad_c0"), states, strict=False):
+            result[name] = s.grad
+    for name, p in module.named_parameters():
+        result["grad_" + name] = p.grad
+    return result
+
+
+def assert_results_close(ours: dict, theirs: dict, atol: float, rtol: float) -> None:
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key] is not None, key
+        assert theirs[key] is not None, key
+        torch.testing.assert_close(ours[key], theirs[key], atol=atol, rtol=rtol, msg=key)
+
+
+def tol(dtype: torch.dtype) -> dict:
+    return {"atol": 1e-10, "rtol": 1e-9} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-4}
+
+
+_ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
+def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
+    """The layer's forward with plain torch ops, one step at a time (no dropout).
+
+    Returns what the layer returns. With `steps` a dict, fills steps[(layer, direction)] with
+    lists in time order: "h", "c" (retain_grad'ed when they require grad), "z" (the
+    pre-activations, (B, G*H)), and for the LSTM "i", "f", "g", "o".
+    """
+    lstm = isinstance(layer, vanishing.LSTM)
+    batched = x.dim() == 3
+    if not batched:
+        x = x.unsqueeze(1)
+    elif layer.batch_first:
+        x = x.transpose(0, 1)
+    T, B, _ = x.shape
+    D = 2 if layer.bidirectional else 1
+    shape = (layer.num_layers * D, B, layer.hidden_size)
+    if hx is None:
+        h0 = c0 = x.new_zeros(shape)
+    else:
+        h0, c0 = hx if lstm else (hx, None)
+        if not batched:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if lstm else None
+    h_n, c_n = [], []
+    inp = x
+    for li in range(layer.num_layers):
+        outs = []
+        for d in range(D):
+            suffix = f"_l{li}" + ("_reverse" if d else "")
+            W_ih = getattr(layer, "weight_ih" + suffix)
+            W_hh = getattr(layer, "weight_hh" + suffix)
+            b = None
+            if layer.bias:
+                b = getattr(layer, "bias_ih" + suffix) + getattr(layer, "bias_hh" + suffix)
+            h, c = h0[li * D + d], (c0[li * D + d] if lstm else None)
+            rec: dict[str, list] = {k: [None] * T for k in ("h", "c", "z", "i", "f", "g", "o")}
+            for t in reversed(range(T)) if d else range(T):
+                z = inp[t] @ W_ih.t() + h @ W_hh.t()
+                if b is not None:
+                    z = z + b
+                rec["z"][t] = z
+                if lstm:
+                    zi, zf, zg, zo = z.chunk(4, 1)
+                    i, f, g, o = zi.sigmoid(), zf.sigmoid(), zg.tanh(), zo.sigmoid()
+                    c = f * c + i * g
+                    h = o * c.tanh()
+                    rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t] = i, f, g, o
+                    rec["c"][t] = c
+                else:
+                    h = _ACT[layer.nonlinearity](z)
+                rec["h"][t] = h
+                if steps is not None and h.requires_grad:
+                    h.retain_grad()
+                    if lstm:
+                        c.retain_grad()
+            if steps is not None:
+                steps[(li, d)] = rec
+            outs.append(torch.stack(rec["h"]))
+            h_n.append(h)
+            c_n.append(c)
+        inp = outs[0] if D == 1 else torch.cat(outs, 2)
+    out, finals = inp, [torch.stack(h_n)] + ([torch.stack(c_n)] if lstm else [])
+    if not batched:
+        out, finals = out.squeeze(1), [f.squeeze(1) for f in finals]
+    elif layer.batch_first:
+        out = out.transpose(0, 1)
+    return out, (tuple(finals) if lstm else finals[0])
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test starts from the same global RNG state."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_cpu_settings():
+    """Tiny tensors: one intra-op thread avoids the threading overhead; and torch.nn.LSTM's
+    float32 oneDNN path takes ~0.5 s a call on CPU, 100x its native kernel (the same
+    reference for these tests), so use the native one."""
+    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    yield
+    torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = onednn
