@@ -2,11 +2,40 @@
 
 RNN and LSTM layers that are drop-in replacements for torch.nn.RNN / torch.nn.LSTM, with the
 backward pass written out by hand (backpropagation through time) and per-step states and
-gradients on request.
+gradients on request; measurements of the gradient flow through them.
 """
 
+from vanishing.gradflow import (
+    LagProfile,
+    LSTMTerms,
+    clip_grad_norm_,
+    gradient_horizon,
+    lag_profile,
+    lstm_jacobians,
+    lstm_terms,
+    rnn_bound,
+    scale_recurrent_,
+)
 from vanishing.layers import LSTM, RNN
+from vanishing.profiling import LayerProfile, profile
 from vanishing.trace import Recording, Trace, record
 
-__all__ = ["LSTM", "RNN", "Recording", "Trace", "record"]
+__all__ = [
+    "LSTM",
+    "RNN",
+    "LSTMTerms",
+    "LagProfile",
+    "LayerProfile",
+    "Recording",
+    "Trace",
+    "clip_grad_norm_",
+    "gradient_horizon",
+    "lag_profile",
+    "lstm_jacobians",
+    "lstm_terms",
+    "profile",
+    "record",
+    "rnn_bound",
+    "scale_recurrent_",
+]
 __version__ = "0.1.0"

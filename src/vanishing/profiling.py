@@ -1,0 +1,140 @@
+"""Profile the gradient flow of a user's own model: `profile(module, inputs, loss_fn)`.
+
+The model is deep-copied, every torch.nn.RNN / torch.nn.LSTM in the copy is swapped for the
+vanishing layer with the same configuration and state dict (vanishing layers are kept, GRU
+and the rest are left alone), the copy runs forward and backward with recording on, and each
+recorded layer and direction is measured with `vanishing.gradflow`. The user's model, its
+parameters and their .grad are not touched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from vanishing.gradflow import LagProfile, LSTMTerms, lag_profile, lstm_terms
+from vanishing.layers import LSTM, RNN
+from vanishing.trace import Trace, record, recordable_layers
+
+
+@dataclass
+class LayerProfile:
+    """Measurements of one layer and direction: name in module.named_modules(), kind
+    ('RNN' | 'LSTM'), the recorded trace, the lag profile and (LSTM) the four terms."""
+
+    name: str
+    kind: str
+    trace: Trace
+    lags: LagProfile
+    terms: LSTMTerms | None
+
+
+def _vanishing_twin(m: nn.Module) -> nn.Module:
+    """The vanishing layer with m's configuration and state dict (m: torch.nn.RNN / LSTM)."""
+    if getattr(m, "proj_size", 0):
+        raise ValueError(
+            f"torch.nn.LSTM with proj_size={m.proj_size} is not supported by vanishing.profile"
+        )
+    W = m.weight_ih_l0
+    config = dict(
+        num_layers=m.num_layers,
+        bias=m.bias,
+        batch_first=m.batch_first,
+        dropout=float(m.dropout),
+        bidirectional=m.bidirectional,
+        device=W.device,
+        dtype=W.dtype,
+    )
+    if isinstance(m, nn.LSTM):
+        twin = LSTM(m.input_size, m.hidden_size, **config)
+    else:
+        twin = RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **config)
+    twin.load_state_dict(m.state_dict())
+    twin.train(m.training)
+    return twin
+
+
+def swap_layers(model: nn.Module) -> nn.Module:
+    """Replace every torch.nn.RNN / torch.nn.LSTM in model, in place, by its vanishing twin.
+
+    Returns the model (a new object if model itself is such a layer). A layer shared by
+    several parents gets one twin, still shared.
+    """
+    twins: dict[int, nn.Module] = {}
+
+    def twin_of(m: nn.Module) -> nn.Module:
+        if id(m) not in twins:
+            twins[id(m)] = _vanishing_twin(m)
+        return twins[id(m)]
+
+    if isinstance(model, (nn.RNN, nn.LSTM)):
+        return twin_of(model)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, (nn.RNN, nn.LSTM)):
+                setattr(parent, child_name, twin_of(child))
+    return model
+
+
+def _detached(inputs: object) -> tuple:
+    """inputs as a tuple of positional arguments, tensors detached (their .grad untouched)."""
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    return tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+
+
+def profile(
+    module: nn.Module,
+    inputs: Tensor | tuple,
+    loss_fn: Callable[[object], Tensor],
+    fraction: float = 1e-3,
+) -> dict[str, list[LayerProfile]]:
+    """Gradient flow of every recurrent layer of module for one batch and loss.
+
+    Runs loss_fn(copy(*inputs)).backward() on a copy with vanishing layers (inputs: a tensor
+    or a tuple of positional arguments) and returns {name in module.named_modules():
+    [LayerProfile per layer * direction]}. The lag profile reads dE_k/dh_t as measured, so it
+    is the article's quantity when the loss depends on the last step k = T only. If a layer
+    runs several times in one forward, its last call is measured. Train/eval mode is kept
+    (dropout between stacked layers acts in train mode).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    model = swap_layers(copy.deepcopy(module))
+    layers = recordable_layers(model)
+    if not layers:
+        raise ValueError(
+            f"{type(module).__name__} contains no torch.nn.RNN, torch.nn.LSTM, vanishing.RNN "
+            "or vanishing.LSTM layer to profile"
+        )
+    for p in model.parameters():
+        p.grad = None
+    with record(model):
+        loss = loss_fn(model(*_detached(inputs)))
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise TypeError("loss_fn must return a tensor with a single element (the loss)")
+        loss.backward()
+    result: dict[str, list[LayerProfile]] = {}
+    for name, layer in layers.items():
+        kind = "LSTM" if isinstance(layer, LSTM) else "RNN"
+        for trace in layer.traces:
+            if trace.dh is None:
+                raise ValueError(
+                    f"layer {name!r} ({trace.name}) received no gradient from the loss"
+                )
+        result[name] = [
+            LayerProfile(
+                name=name,
+                kind=kind,
+                trace=trace,
+                lags=lag_profile(layer, trace, fraction),
+                terms=lstm_terms(layer, trace) if kind == "LSTM" else None,
+            )
+            for trace in layer.traces
+        ]
+    return result
+
+
+__all__ = ["LayerProfile", "profile", "swap_layers"]
