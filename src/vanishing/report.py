@@ -1,0 +1,307 @@
+"""Figures (matplotlib, Agg) and the self-contained HTML report of a demo run.
+
+Every figure function takes plain numbers (LagProfiles, LSTMTerms, learning curves) and
+returns a matplotlib Figure; `write_report` embeds the PNGs as base64 in one HTML file that
+needs no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from vanishing.gradflow import LagProfile, LSTMTerms  # noqa: E402
+from vanishing.tasks import ADDING_BASELINE_MSE  # noqa: E402
+
+COLORS = {"sigmoid": "#d62728", "tanh": "#ff7f0e", "relu": "#8c564b", "lstm": "#1f77b4"}
+HEATMAP_FLOOR = -20.0  # log10 relative norms below this share the darkest colour
+
+
+def color_for(name: str) -> str:
+    """A fixed colour per model family, recognised from its display name."""
+    lowered = name.lower()
+    for key, color in COLORS.items():
+        if key in lowered:
+            return color
+    return "#2ca02c"
+
+
+def lag_norms(profile: LagProfile) -> np.ndarray:
+    """The norms the horizon is measured on: ||dE_k/dc_t|| (LSTM) or ||dE_k/dh_t|| (RNN)."""
+    return np.asarray(profile.norm, dtype=np.float64)
+
+
+def relative(norms: np.ndarray) -> np.ndarray:
+    """norms / norms[0], with zeros (float underflow) kept as 0."""
+    return norms / norms[0] if norms[0] > 0 else np.zeros_like(norms)
+
+
+def plot_lag_profiles(
+    panels: Mapping[str, Mapping[str, LagProfile]], fraction: float = 1e-3
+) -> Figure:
+    """Figure (a): relative gradient norm vs lag k - t, log y, one curve per model, RNN bounds.
+
+    panels: {panel title: {model name: LagProfile}}, e.g. at initialisation and after training.
+    """
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(6.2 * len(panels) + 1.2, 5.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    low, high = 1.0, 1.0
+    for ax, (title, profiles) in zip(axes[0], panels.items(), strict=True):
+        for name, profile in profiles.items():
+            rel = relative(lag_norms(profile))
+            lags = np.arange(len(rel))
+            color = color_for(name)
+            which = "c" if profile.dc_norm is not None else "h"
+            positive = rel > 0
+            ax.semilogy(
+                lags[positive],
+                rel[positive],
+                color=color,
+                lw=2.2,
+                label=f"{name}: measured ‖∂E/∂{which}_t‖",
+            )
+            if positive.any():
+                low = min(low, float(rel[positive].min()))
+                high = max(high, float(rel[positive].max()))
+            bound = profile.bound
+            if bound is not None:
+                bound = np.asarray(bound, dtype=np.float64)[: len(rel)]
+                ax.semilogy(
+                    lags[: len(bound)],
+                    bound,
+                    color=color,
+                    lw=1.2,
+                    ls="--",
+                    label=f"{name}: bound (γλ₁)^lag",
+                )
+            horizon = int(profile.horizon)
+            ax.axvline(horizon, color=color, lw=0.8, ls=":", alpha=0.8)
+        ax.axhline(fraction, color="grey", lw=0.8, ls="-.")
+        ax.text(
+            0.99,
+            fraction,
+            f"horizon threshold {fraction:g} ",
+            color="grey",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            transform=ax.get_yaxis_transform(),
+        )
+        ax.set_title(title)
+        ax.set_xlabel("time lag k − t (steps back from the loss at k = T)")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel("gradient norm relative to lag 0 (log scale)")
+    bottom = max(min(low, fraction) / 10.0, 1e-300)
+    axes[0][0].set_ylim(bottom, max(10.0, high * 10.0))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="grey", lw=0.8, ls=":"))
+    labels.append("gradient horizon (dotted, model's colour)")
+    ncols = 3 if len(panels) > 1 else 1
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
+    fig.suptitle("(a) How much of the gradient of E_k reaches k − t steps back", fontsize=12)
+    return fig
+
+
+def plot_lstm_terms(terms_start: LSTMTerms, terms_end: LSTMTerms, name: str = "LSTM") -> Figure:
+    """Figure (b): norms of A_t, B_t, C_t, D_t and their sum over t; forget-gate histogram."""
+    fig, (ax, hx) = plt.subplots(
+        1, 2, figsize=(12.4, 4.8), gridspec_kw={"width_ratios": [3, 2]}, layout="constrained"
+    )
+    styles = {
+        "A": ("#9467bd", "A_t  (via the forget gate's input)"),
+        "B": ("#1f77b4", "B_t = diag(f_t)  (the direct path)"),
+        "C": ("#2ca02c", "C_t  (via the input gate)"),
+        "D": ("#ff7f0e", "D_t  (via the candidate c̃_t)"),
+    }
+    # from t = 2: at t = 1, h_0 does not depend on c_0, so A_1 = C_1 = D_1 = 0
+    steps = np.arange(2, len(np.asarray(terms_end.total)) + 1)
+    for key, (color, label) in styles.items():
+        values = np.asarray(getattr(terms_end, key))[1:]
+        ax.semilogy(steps, values, color=color, lw=1.6, label=label)
+    ax.semilogy(steps, np.asarray(terms_end.total)[1:], color="black", lw=2.2, label="‖A+B+C+D‖")
+    ax.plot(
+        steps,
+        np.asarray(terms_end.forget_mean)[1:],
+        color="#1f77b4",
+        lw=1.0,
+        ls="--",
+        label="mean f_t",
+    )
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("spectral norm (batch mean)")
+    ax.set_title(f"{name} after training: the four terms of ∂c_t/∂c_(t−1)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    bins = np.linspace(0.0, 1.0, 41)
+    start = np.asarray(terms_start.forget).ravel()
+    end = np.asarray(terms_end.forget).ravel()
+    hx.hist(start, bins=bins, density=True, alpha=0.5, color="grey", label="at initialisation")
+    hx.hist(end, bins=bins, density=True, alpha=0.6, color="#1f77b4", label="after training")
+    hx.set_xlabel("forget-gate activation f_t")
+    hx.set_ylabel("density")
+    hx.set_title("Forget-gate values (all t, units, sequences)")
+    hx.legend(fontsize=8, loc="upper left")
+    fig.suptitle("(b) Inside the LSTM's cell-state Jacobian", fontsize=12)
+    return fig
+
+
+def plot_heatmaps(
+    maps: Mapping[str, tuple[Sequence[int], np.ndarray]], fraction: float = 1e-3
+) -> Figure:
+    """Figure (c): log10 relative gradient norm over (training step, lag), one panel per model.
+
+    maps: {model name: (steps (S,), norms (S, T) by lag)}.
+    """
+    fig, axes = plt.subplots(
+        1,
+        len(maps),
+        figsize=(4.2 * len(maps) + 1.0, 4.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    image = None
+    for ax, (name, (steps, norms)) in zip(axes[0], maps.items(), strict=True):
+        rel = np.stack([relative(np.asarray(row, dtype=np.float64)) for row in norms])
+        with np.errstate(divide="ignore"):
+            logs = np.log10(rel)
+        logs = np.clip(np.nan_to_num(logs, neginf=HEATMAP_FLOOR), HEATMAP_FLOOR, 2.0)
+        steps = np.asarray(steps)
+        edges = _edges(steps)
+        lags = np.arange(logs.shape[1] + 1) - 0.5
+        image = ax.pcolormesh(
+            edges, lags, logs.T, cmap="magma", vmin=HEATMAP_FLOOR, vmax=0.0, shading="flat"
+        )
+        level = np.log10(fraction)
+        if len(steps) > 1 and logs.min() < level < logs.max():
+            ax.contour(steps, np.arange(logs.shape[1]), logs.T, levels=[level], colors="white")
+        ax.set_title(name)
+        ax.set_xlabel("training step")
+    axes[0][0].set_ylabel("time lag k − t")
+    bar = fig.colorbar(image, ax=axes[0].tolist(), fraction=0.04, pad=0.01)
+    bar.set_label(f"log10 relative gradient norm (floor {HEATMAP_FLOOR:g})")
+    fig.suptitle(
+        f"(c) Gradient reaching lag k − t during training (white line: 10^{np.log10(fraction):g})",
+        fontsize=12,
+    )
+    return fig
+
+
+def _edges(steps: np.ndarray) -> np.ndarray:
+    """Cell edges around increasing centres, for pcolormesh."""
+    if len(steps) == 1:
+        return np.array([steps[0] - 0.5, steps[0] + 0.5])
+    mids = (steps[1:] + steps[:-1]) / 2.0
+    return np.concatenate(
+        [[steps[0] - (mids[0] - steps[0])], mids, [steps[-1] + (steps[-1] - mids[-1])]]
+    )
+
+
+def plot_learning_curves(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float]]],
+    baseline: float = ADDING_BASELINE_MSE,
+) -> Figure:
+    """Figure (d): test MSE (and smoothed train loss) vs step, log y, with the baseline 1/6.
+
+    curves: {model name: (test steps, test MSE, train loss per step)}.
+    """
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
+    for name, (steps, test, train) in curves.items():
+        color = color_for(name)
+        train = np.asarray(train, dtype=np.float64)
+        if len(train) >= 2:
+            width = max(1, len(train) // 50)
+            smooth = np.convolve(train, np.ones(width) / width, mode="valid")
+            ax.semilogy(np.arange(width, len(train) + 1), smooth, color=color, lw=0.8, alpha=0.35)
+        ax.semilogy(steps, test, color=color, lw=2.2, marker="o", ms=3, label=f"{name} (test)")
+    ax.axhline(baseline, color="black", ls="--", lw=1.2, label="baseline: always predict 1 (1/6)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean squared error (log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=9)
+    ax.set_title("(d) Learning curves on the adding problem (thin: train loss, smoothed)")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write fig as PNG (110 dpi) and close it."""
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class Section:
+    """One figure of the report: a title, its PNG and two or three sentences about it."""
+
+    title: str
+    png: Path
+    text: str
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead { background: #f0f0f0; }
+figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.95em; color: #333; margin-top: 0.4em; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+.meta { color: #555; font-size: 0.9em; }
+"""
+
+
+def write_report(
+    path: Path,
+    title: str,
+    intro: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    sections: Sequence[Section],
+    meta: str = "",
+) -> Path:
+    """One self-contained HTML page: intro, the results table, each figure with its text."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f"<p>{intro}</p>",
+        f'<table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
+    ]
+    for k, section in enumerate(sections):
+        data = base64.b64encode(Path(section.png).read_bytes()).decode("ascii")
+        parts += [
+            f'<h2 id="fig-{k}">{esc(section.title)}</h2>',
+            f'<figure><img alt="{esc(section.title)}" data-file="{esc(Path(section.png).name)}" '
+            f'src="data:image/png;base64,{data}">',
+            f"<figcaption>{section.text}</figcaption></figure>",
+        ]
+    if meta:
+        parts.append(f'<p class="meta">{meta}</p>')
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,101 @@
+"""The command line: bad options fail cleanly; `profile` measures without training."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vanishing.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--T", "1"], "--T"),
+        (["demo", "--hidden", "-3"], "--hidden"),
+        (["demo", "--steps", "-1"], "--steps"),
+        (["demo", "--models", "rnn-sigmoid,gru"], "unknown model gru"),
+        (["profile", "--model", "gru"], "'gru' is not one of"),
+        (["profile", "--T", "0"], "--T"),
+        (["profile", "--hidden", "-1"], "--hidden"),
+        (["profile", "--model", "lstm", "--nonlinearity", "relu"], "--model rnn only"),
+        (["profile", "--rec-scale", "nan"], "rec-scale must be a finite number"),
+    ],
+)
+def test_bad_options_give_a_clear_error_and_no_traceback(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    text = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)
+    assert message in text
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, (ValueError, TypeError))
+
+
+def test_bad_option_in_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vanishing.cli", "demo", "--T", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--T" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def rows(output: str) -> dict[int, list[float]]:
+    """The profile table's numeric rows: {lag: [numbers...]}."""
+    table = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) > 2 and cells[0].isdigit():
+            table[int(cells[0])] = [float(c) for c in cells[1:]]
+    return table
+
+
+def test_profile_rec_scale_8_shows_growing_norms(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["profile", "--model", "rnn", "--rec-scale", "8", "--T", "40", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    table = rows(result.output)
+    lags = sorted(table)
+    assert lags[0] == 0 and lags[-1] == 39
+    dh = [table[lag][0] for lag in lags]
+    assert dh[-1] > 1e3 * dh[0], "the gradient should explode with lag"
+    assert "exploding possible" in result.output.replace("\n", " ")
+    (figure,) = tmp_path.glob("profile-*/a_gradient_vs_lag.png")
+    assert figure.stat().st_size > 10_000
+
+
+def test_profile_default_rnn_vanishes_within_the_bound(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["profile", "--nonlinearity", "sigmoid", "--T", "30", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    table = rows(result.output)
+    for lag, (_dh, _ratio, jacobian, bound) in table.items():
+        assert jacobian <= bound * (1 + 1e-9), lag
+    assert table[29][1] < 1e-6
+    assert "vanishing guaranteed" in result.output.replace("\n", " ")
+
+
+def test_profile_lstm_has_a_cell_column(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["profile", "--model", "lstm", "--forget-bias", "1", "--T", "20", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "||dE/dc_t||" in result.output
+    assert all(len(v) == 4 for v in rows(result.output).values())
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0 and result.output.strip()

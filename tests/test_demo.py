@@ -1,0 +1,129 @@
+"""`vanishing demo --quick`: the table, the run folder, the figures and report.html."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vanishing.cli import app
+from vanishing.demo import COLUMNS, MODELS, DemoConfig
+
+_RUN: dict[str, object] = {}
+
+
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Run `vanishing demo --quick` once per test session: (terminal output, run folder)."""
+    if not _RUN:
+        out = tmp_path_factory.mktemp("runs")
+        result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        (run_dir,) = out.glob("demo-*")
+        _RUN.update(output=result.output, run_dir=run_dir)
+    return _RUN["output"], _RUN["run_dir"]  # type: ignore[return-value]
+
+
+class ReportParser(HTMLParser):
+    """Collects the images, the headings and the table cells of a report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.cells: list[str] = []
+        self.headings: list[str] = []
+        self.captions = 0
+        self._tag: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append({k: v or "" for k, v in attrs})
+        if tag == "figcaption":
+            self.captions += 1
+        self._tag = tag
+
+    def handle_data(self, data: str) -> None:
+        if self._tag in ("td", "th"):
+            self.cells.append(data.strip())
+        if self._tag == "h2":
+            self.headings.append(data.strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        self._tag = None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    return demo_run(tmp_path_factory)
+
+
+def test_run_folder_has_the_figures_and_the_report(run: tuple[str, Path]) -> None:
+    _, run_dir = run
+    pngs = sorted(p.name for p in run_dir.glob("*.png"))
+    assert pngs == [
+        "a_gradient_vs_lag.png",
+        "b_lstm_terms.png",
+        "c_heatmap_lag_step.png",
+        "d_learning_curves.png",
+    ]
+    for name in pngs:
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "report.html").is_file()
+
+
+def test_report_parses_and_embeds_every_figure(run: tuple[str, Path]) -> None:
+    _, run_dir = run
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    parser = ReportParser()
+    parser.feed(text)
+    parser.close()
+    assert len(parser.images) >= 4
+    embedded = {img["data-file"] for img in parser.images}
+    assert embedded == {p.name for p in run_dir.glob("*.png")}
+    for img in parser.images:
+        assert img["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(img["src"].split(",", 1)[1])
+        assert png == (run_dir / img["data-file"]).read_bytes()
+        assert img["alt"]
+    assert parser.captions == len(parser.images)
+    assert [h[:3] for h in parser.headings] == ["(a)", "(b)", "(c)", "(d)"]
+    assert not re.search(r"""(src|href)=["']?https?:""", text), "the report must not need a network"
+
+
+def test_report_and_terminal_show_the_same_table(run: tuple[str, Path]) -> None:
+    output, run_dir = run
+    parser = ReportParser()
+    parser.feed((run_dir / "report.html").read_text(encoding="utf-8"))
+    cells = parser.cells
+    assert cells[: len(COLUMNS)] == list(COLUMNS)
+    rows = [cells[k : k + len(COLUMNS)] for k in range(len(COLUMNS), len(cells), len(COLUMNS))]
+    assert [r[0] for r in rows] == ["RNN (sigmoid)", "RNN (tanh)", "LSTM (forget_bias=1)"]
+    lines = output.splitlines()
+    for row in rows:
+        line = next(line for line in lines if line.startswith(f"│ {row[0]} "))
+        assert [c.strip() for c in line.strip("│ ").split("│")] == row
+        mse = float(row[1])
+        assert 0 < mse < 10
+        start, end = (int(h) for h in row[3].split(" → "))
+        assert 0 <= start < DemoConfig.quick().T and 0 <= end < DemoConfig.quick().T
+    horizons = {r[0]: int(r[3].split(" → ")[0]) for r in rows}
+    assert horizons["RNN (sigmoid)"] < horizons["LSTM (forget_bias=1)"]
+    assert str(run_dir / "report.html") in output.replace("\n", "")
+
+
+def test_quick_config_is_small_and_models_are_known() -> None:
+    quick = DemoConfig.quick()
+    assert quick.T <= 40 and quick.steps <= 300 and quick.models == MODELS
+    assert DemoConfig().T == 100 and DemoConfig().hidden == 64
+
+
+def test_single_model_run_without_lstm_has_no_terms_figure(tmp_path: Path) -> None:
+    from vanishing.demo import run_demo
+
+    config = DemoConfig.quick(models=("rnn-tanh",), steps=4, T=6, out=tmp_path)
+    result = run_demo(config, progress=False)
+    assert set(result.figures) == {"a", "c", "d"}
+    assert result.report.is_file()
