@@ -57,7 +57,14 @@ def test_unbatched_input_wants_2d_states(layer):
 
 
 @pytest.mark.parametrize(
-    "hx", [torch.zeros(2, 2, H), [torch.zeros(2, 2, H)], (torch.zeros(2, 2, H),) * 3]
+    "hx",
+    [
+        torch.zeros(2, 2, H),
+        [torch.zeros(2, 2, H)],
+        (torch.zeros(2, 2, H),) * 3,
+        (torch.zeros(2, 2, H), None),
+        (None, torch.zeros(2, 2, H)),
+    ],
 )
 def test_lstm_hx_not_a_pair(hx):
     lstm = vanishing.LSTM(I, H, num_layers=2)

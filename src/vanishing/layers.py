@@ -318,7 +318,11 @@ class LSTM(RecurrentBase):
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+        if hx is not None and (
+            not isinstance(hx, (tuple, list))
+            or len(hx) != 2
+            or not all(isinstance(h, Tensor) for h in hx)
+        ):
             raise TypeError("hx must be a tuple (h_0, c_0) of two tensors, or None")
         x, batched, states = self._prepare(input, (None, None) if hx is None else tuple(hx))
         out, (h_n, c_n) = self._run(x, states)
