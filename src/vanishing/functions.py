@@ -14,9 +14,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from vanishing.lstm_bptt import lstm_backward, lstm_forward
-from vanishing.rnn_bptt import rnn_backward, rnn_forward
+from vanishing import kernel, lstm_bptt, rnn_bptt
 from vanishing.trace import in_time_order, lstm_trace, rnn_trace
+
+
+def _impl(x: Tensor, reference: Any) -> Any:
+    """The compiled kernel for CPU float32/float64 when it is available, else the reference."""
+    return kernel if kernel.supports(x) else reference
 
 
 def _bias(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
@@ -40,7 +44,8 @@ class RNNFunction(torch.autograd.Function):
         layer: int,
         direction: int,
     ) -> tuple[Tensor, Tensor]:
-        hs, cache = rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity)
+        ctx.impl = _impl(x, rnn_bptt)
+        hs, cache = ctx.impl.rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity)
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
         if traces is not None:
             ctx.trace = rnn_trace(layer, direction, hs)
@@ -50,7 +55,7 @@ class RNNFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
-        dx, dh0, dW_ih, dW_hh, db, dh = rnn_backward(
+        dx, dh0, dW_ih, dW_hh, db, dh = ctx.impl.rnn_backward(
             dout, dh_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
         if ctx.trace is not None:
@@ -76,7 +81,8 @@ class LSTMFunction(torch.autograd.Function):
         layer: int,
         direction: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        hs, cs, cache = lstm_forward(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh))
+        ctx.impl = _impl(x, lstm_bptt)
+        hs, cs, cache = ctx.impl.lstm_forward(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh))
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
         if traces is not None:
             ctx.trace = lstm_trace(layer, direction, hs, cs, cache.gates)
@@ -86,7 +92,7 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor) -> tuple[Tensor | None, ...]:
-        dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = lstm_backward(
+        dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = ctx.impl.lstm_backward(
             dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
         if ctx.trace is not None:

@@ -1,0 +1,215 @@
+"""Compiled CPU kernel: the time loops of rnn_bptt / lstm_bptt in C++ (`bptt.cpp`).
+
+Same functions, signatures and cache dataclasses as the reference, so traces and everything
+else are unchanged; per step one BLAS GEMM and one fused, vectorised elementwise pass instead
+of a dozen torch calls. The all-steps GEMMs (input projection, weight gradients) stay in ATen.
+
+Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
+download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
+~/.cache/torch_extensions) under a name that includes the instruction set (AVX2 or generic),
+so a cache shared between machines never runs code their CPU lacks.
+
+Selection: `functions.py` runs CPU float32/float64 tensors here when `available()`, the
+reference otherwise (always for CUDA). If the build or load fails, `available()` warns once
+per process and returns False. `VANISHING_KERNEL=0` in the environment, or
+`set_enabled(False)`, forces the reference path (without a warning).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vanishing.lstm_bptt import LSTMCache
+from vanishing.rnn_bptt import RNNCache, project_input
+
+SOURCE = Path(__file__).with_name("bptt.cpp")
+DTYPES = (torch.float32, torch.float64)
+
+_ops: Any = None  # torch.ops.vanishing_bptt once loaded
+_failed = False  # the build or load failed (and the warning was given)
+_enabled: bool | None = None  # set_enabled's choice; None: the environment decides
+
+
+def _flags() -> tuple[str, list[str]]:
+    """Extension name and compiler flags: AVX2 + FMA where torch itself runs AVX2 or better."""
+    flags = ["-O3"]
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return "vanishing_bptt_avx2", flags + [
+            "-mavx2",
+            "-mfma",
+            "-mf16c",
+            "-DCPU_CAPABILITY=AVX2",
+            "-DCPU_CAPABILITY_AVX2",
+        ]
+    return "vanishing_bptt_generic", flags + ["-DCPU_CAPABILITY=DEFAULT"]
+
+
+def _ninja_path() -> str:
+    """PATH with the venv's ninja (pip's `ninja`) added when the venv is not activated."""
+    path = os.environ.get("PATH", "")
+    if shutil.which("ninja") is None:
+        for candidate in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+            if (candidate / "ninja").exists():
+                return f"{candidate}{os.pathsep}{path}"
+    return path
+
+
+def _load() -> Any:
+    """Compile (or reuse the cached build of) bptt.cpp and return its operators."""
+    from torch.utils.cpp_extension import load
+
+    name, flags = _flags()
+    path = os.environ.get("PATH", "")
+    os.environ["PATH"] = _ninja_path()
+    try:
+        load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False)
+    finally:
+        os.environ["PATH"] = path
+    return torch.ops.vanishing_bptt
+
+
+def set_enabled(enabled: bool | None) -> None:
+    """Force the kernel on (if it loads) or off; None gives the choice back to VANISHING_KERNEL."""
+    global _enabled
+    _enabled = enabled
+
+
+def enabled() -> bool:
+    """Whether the kernel is wanted: set_enabled's choice, else VANISHING_KERNEL != '0'."""
+    if _enabled is not None:
+        return _enabled
+    return os.environ.get("VANISHING_KERNEL", "1").strip() != "0"
+
+
+def available() -> bool:
+    """True if the kernel is enabled and loaded; builds it on the first call.
+
+    A failed build or load gives one warning per process and False from then on.
+    """
+    global _ops, _failed
+    if not enabled() or _failed:
+        return False
+    if _ops is None:
+        try:
+            _ops = _load()
+        except Exception as error:  # any failure: compiler, ninja, headers, linking
+            _failed = True
+            warnings.warn(
+                "vanishing: the compiled CPU kernel could not be built or loaded "
+                f"({type(error).__name__}: {str(error).strip()[:300]}); using the slower "
+                "reference path. Set VANISHING_KERNEL=0 to choose it without this warning.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return False
+    return True
+
+
+def supports(x: Tensor) -> bool:
+    """True if x (and so the call) goes to the kernel: a CPU float32/float64 tensor."""
+    return x.device.type == "cpu" and x.dtype in DTYPES and available()
+
+
+def _loaded() -> Any:
+    """The operators; RuntimeError if the kernel is disabled or failed to build."""
+    if not available():
+        raise RuntimeError("the vanishing kernel is not available (see kernel.available())")
+    return _ops
+
+
+def config(key: str, value: int = -1) -> int:
+    """Read (value < 0) or set a tuning knob of the C++ loops; returns the value in effect.
+
+    'blas': 1 calls torch's BLAS (sgemm_/dgemm_) directly per step, 0 ATen's mm (reads 0
+    where the BLAS symbols are not found); 'parallel_gemm_flops': time loops whose per-step
+    GEMM has fewer flops run the BLAS on one thread (MKL); 'elementwise_grain': batch rows of
+    the elementwise pass run in parallel in chunks of at least this many elements.
+    """
+    return int(_loaded().config(key, value))
+
+
+def _empty(*shape: int, like: Tensor) -> Tensor:
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
+
+
+def _input_weight_grad(dz2: Tensor, x: Tensor) -> Tensor:
+    """dW_ih (G, I) = dz2^T (G, T*B) @ x (T*B, I), as (x^T dz2)^T: with a small I the
+    product dz2^T x runs 5 - 10x slower in MKL than the same product transposed."""
+    return (x.reshape(-1, x.shape[-1]).t() @ dz2).t().contiguous()
+
+
+def rnn_forward(
+    x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
+) -> tuple[Tensor, RNNCache]:
+    """As rnn_bptt.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
+    T, B, _ = x.shape
+    H = W_hh.shape[0]
+    hs = _empty(T + 1, B, H, like=x)  # (T+1, B, H)
+    hs[0] = h0
+    project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
+    _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity)  # h_t = act(. + W_hh h_{t-1})
+    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
+
+
+def rnn_backward(
+    dout: Tensor, dh_n: Tensor, cache: RNNCache, need_dx: bool = True
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """As rnn_bptt.rnn_backward: (dx or None, dh0, dW_ih, dW_hh, db, dh (T, B, H))."""
+    x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
+    T, B, I = x.shape
+    H = W_hh.shape[0]
+    dh = _empty(T, B, H, like=hs)  # (T, B, H) dL/dh_t
+    dz = _empty(T, B, H, like=hs)  # (T, B, H) dL/dz_t
+    dh0 = _loaded().rnn_backward(
+        dout.contiguous(), dh_n, hs, W_hh.contiguous(), cache.nonlinearity, dh, dz
+    )
+    dz2 = dz.view(T * B, H)  # (T*B, H)
+    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, H)  # (H, H) sum_t dz_t^T h_{t-1}
+    dW_ih = _input_weight_grad(dz2, x)  # (H, I) sum_t dz_t^T x_t
+    db = dz2.sum(0)  # (H,)
+    dx = (dz2 @ W_ih).view(T, B, I) if need_dx else None  # (T, B, I)
+    return dx, dh0, dW_ih, dW_hh, db, dh
+
+
+def lstm_forward(
+    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
+) -> tuple[Tensor, Tensor, LSTMCache]:
+    """As lstm_bptt.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
+    T, B, _ = x.shape
+    H = W_hh.shape[1]
+    hs = _empty(T + 1, B, H, like=x)  # (T+1, B, H)
+    cs = torch.empty_like(hs)  # (T+1, B, H)
+    hs[0], cs[0] = h0, c0
+    gates = _empty(T, B, 4 * H, like=x)  # (T, B, 4H)
+    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous())  # the time loop; gates -> [i, f, g, o]
+    return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
+
+
+def lstm_backward(
+    dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, need_dx: bool = True
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """As lstm_bptt.lstm_backward: (dx or None, dh0, dc0, dW_ih, dW_hh, db, dh, dc)."""
+    x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
+    T, B, I = x.shape
+    H = W_hh.shape[1]
+    dh = _empty(T, B, H, like=hs)  # (T, B, H) dL/dh_t
+    dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
+    dz = _empty(T, B, 4 * H, like=hs)  # (T, B, 4H) dL/dz_t
+    dh0, dc0 = _loaded().lstm_backward(
+        dout.contiguous(), dh_n, dc_n, cache.cs, cache.gates, W_hh.contiguous(), dh, dc, dz
+    )
+    dz2 = dz.view(T * B, 4 * H)  # (T*B, 4H)
+    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, H)  # (4H, H) sum_t dz_t^T h_{t-1}
+    dW_ih = _input_weight_grad(dz2, x)  # (4H, I) sum_t dz_t^T x_t
+    db = dz2.sum(0)  # (4H,)
+    dx = (dz2 @ W_ih).view(T, B, I) if need_dx else None  # (T, B, I)
+    return dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc

@@ -1,0 +1,484 @@
+// Compiled time loops of rnn_bptt.py and lstm_bptt.py: same equations, same buffers.
+//
+// Python (kernel/__init__.py) allocates every buffer and does the all-steps GEMMs (input
+// projection W_ih x_t + b before the loop, weight gradients after it); these functions run
+// the sequential part, t = 1 .. T forward and t = T .. 1 backward, in place. Per step: one
+// GEMM through the BLAS that torch links (sgemm_/dgemm_, found at load time; ATen's addmm
+// if absent), then one fused, vectorised elementwise pass over the batch rows.
+//
+// Layout, all row-major and contiguous, axes (T, B, H) as in the reference:
+//   hs, cs (T+1, B, H): h_0 .. h_T, c_0 .. c_T      gates (T, B, 4H): [i, f, g, o]
+//   W_hh (4H, H) for the LSTM, (H, H) for the RNN   dh, dc (T, B, H), dz (T, B, G)
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+#include <dlfcn.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <tuple>
+#include <utility>
+
+namespace {
+
+using at::Tensor;
+
+// ---------------------------------------------------------------------------------------
+// GEMM: C (M, N) = alpha op(A) op(B) + beta C, row-major, through Fortran BLAS.
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, hence the swap below.
+
+template <typename scalar_t>
+using fortran_gemm = void (*)(const char*, const char*, const int*, const int*, const int*,
+                              const scalar_t*, const scalar_t*, const int*, const scalar_t*,
+                              const int*, const scalar_t*, scalar_t*, const int*);
+
+using set_threads_fn = int (*)(int);
+
+struct Blas {
+  fortran_gemm<float> sgemm = nullptr;
+  fortran_gemm<double> dgemm = nullptr;
+  set_threads_fn mkl_set_threads_local = nullptr;  // MKL_Set_Num_Threads_Local, if MKL
+  bool use_raw = true;  // false: ATen's mm (for measurement, and where no symbol is found)
+  // A time loop whose per-step GEMM has fewer flops than this runs the BLAS on one thread:
+  // below it, waking a second thread every step costs more than it saves (measured).
+  int64_t parallel_gemm_flops = 4 << 20;
+  // Batch rows of the elementwise pass run in parallel in chunks of at least this many elements.
+  int64_t elementwise_grain = 32768;
+};
+
+Blas& blas() {
+  static Blas b = [] {
+    Blas r;
+    // libtorch_cpu is loaded (we link against it); its BLAS (MKL in the x86 wheels) is
+    // searched through its handle and then globally.
+    void* handle = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+    for (void* h : {handle, RTLD_DEFAULT}) {
+      if (h == nullptr) continue;
+      if (r.sgemm == nullptr) r.sgemm = reinterpret_cast<fortran_gemm<float>>(dlsym(h, "sgemm_"));
+      if (r.dgemm == nullptr) r.dgemm = reinterpret_cast<fortran_gemm<double>>(dlsym(h, "dgemm_"));
+      if (r.mkl_set_threads_local == nullptr)
+        r.mkl_set_threads_local =
+            reinterpret_cast<set_threads_fn>(dlsym(h, "MKL_Set_Num_Threads_Local"));
+    }
+    return r;
+  }();
+  return b;
+}
+
+template <typename scalar_t>
+fortran_gemm<scalar_t> raw_gemm() {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return blas().use_raw ? blas().sgemm : nullptr;
+  } else {
+    return blas().use_raw ? blas().dgemm : nullptr;
+  }
+}
+
+template <typename scalar_t>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, scalar_t alpha,
+          const scalar_t* A, int64_t lda, const scalar_t* B, int64_t ldb, scalar_t beta,
+          scalar_t* C, int64_t ldc) {
+  if (auto f = raw_gemm<scalar_t>()) {
+    const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+    const int m = N, n = M, k = K, la = ldb, lb = lda, lc = ldc;
+    f(&tb, &ta, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+    return;
+  }
+  // ATen fallback: same product through the dispatcher (a few microseconds per call).
+  auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<scalar_t>::value);
+  auto mat = [&](const scalar_t* p, int64_t rows, int64_t cols, int64_t ld, bool t) {
+    Tensor m = at::from_blob(const_cast<scalar_t*>(p), {t ? cols : rows, t ? rows : cols},
+                             {ld, 1}, opt);
+    return t ? m.t() : m;
+  };
+  Tensor a = mat(A, M, K, lda, trans_a), b = mat(B, K, N, ldb, trans_b);
+  Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opt);
+  if (beta == scalar_t(0)) {
+    at::mm_out(c, a, b);
+  } else {
+    c.addmm_(a, b, beta, alpha);
+  }
+}
+
+// One BLAS thread for the duration of a time loop with small per-step GEMMs (MKL only).
+class SmallGemmThreads {
+ public:
+  explicit SmallGemmThreads(int64_t step_flops) {
+    if (step_flops < blas().parallel_gemm_flops && blas().mkl_set_threads_local != nullptr) {
+      previous_ = blas().mkl_set_threads_local(1);
+      active_ = true;
+    }
+  }
+  ~SmallGemmThreads() {
+    if (active_) blas().mkl_set_threads_local(previous_);
+  }
+  SmallGemmThreads(const SmallGemmThreads&) = delete;
+  SmallGemmThreads& operator=(const SmallGemmThreads&) = delete;
+
+ private:
+  bool active_ = false;
+  int previous_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Elementwise helpers on at::vec::Vectorized (Sleef exp / tanh, 1 ulp: as torch's own
+// sigmoid_ / tanh_ kernels). A row of n < Vec::size() elements is loaded and stored partially.
+
+template <typename scalar_t>
+using Vec = at::vec::Vectorized<scalar_t>;
+
+template <typename scalar_t>
+inline Vec<scalar_t> load(const scalar_t* p, int64_t n) {
+  return n == Vec<scalar_t>::size() ? Vec<scalar_t>::loadu(p) : Vec<scalar_t>::loadu(p, n);
+}
+
+template <typename scalar_t>
+inline void store(const Vec<scalar_t>& v, scalar_t* p, int64_t n) {
+  if (n == Vec<scalar_t>::size()) {
+    v.store(p);
+  } else {
+    v.store(p, n);
+  }
+}
+
+template <typename scalar_t>
+inline Vec<scalar_t> sigmoid(const Vec<scalar_t>& z) {
+  const Vec<scalar_t> one(1);
+  return one / (one + z.neg().exp());  // 1 / (1 + e^-z), as torch's sigmoid kernel
+}
+
+// tanh in float64: Sleef's, as torch's tanh_ (the reference to 1e-12 needs full accuracy).
+inline Vec<double> tanh(const Vec<double>& x) {
+  return x.tanh();
+}
+
+// tanh in float32: Eigen's rational approximation p(x) / q(x) (odd degree 13 over even
+// degree 6) on x clamped to +-7.9053, x itself where |x| < 4e-4. Max relative error
+// 3.4e-7 (6 ulp) measured over [-12, 12] and [1e-8, 16]; NaN propagates. Sleef's tanhf8_u10
+// is 1 ulp but cost 15 - 18 % of a whole LSTM forward + backward at H = 16 .. 32.
+inline Vec<float> tanh(const Vec<float>& x_in) {
+  using V = Vec<float>;
+  const V clamp(7.90531110763549805f);
+  const V x = at::vec::clamp(x_in, V(-7.90531110763549805f), clamp);
+  const V x2 = x * x;
+  V p = at::vec::fmadd(x2, V(-2.76076847742355e-16f), V(2.00018790482477e-13f));
+  p = at::vec::fmadd(x2, p, V(-8.60467152213735e-11f));
+  p = at::vec::fmadd(x2, p, V(5.12229709037114e-08f));
+  p = at::vec::fmadd(x2, p, V(1.48572235717979e-05f));
+  p = at::vec::fmadd(x2, p, V(6.37261928875436e-04f));
+  p = at::vec::fmadd(x2, p, V(4.89352455891786e-03f));
+  p = x * p;
+  V q = at::vec::fmadd(x2, V(1.19825839466702e-06f), V(1.18534705686654e-04f));
+  q = at::vec::fmadd(x2, q, V(2.26843463243900e-03f));
+  q = at::vec::fmadd(x2, q, V(4.89352518554385e-03f));
+  return V::blendv(p / q, x_in, x_in.abs() < V(4e-4f));
+}
+
+// Runs body(j, n) over one row of H elements in chunks of n <= Vec::size().
+template <typename scalar_t, typename F>
+inline void over_row(int64_t H, const F& body) {
+  constexpr int64_t L = Vec<scalar_t>::size();
+  int64_t j = 0;
+  for (; j + L <= H; j += L) body(j, L);
+  if (j < H) body(j, H - j);
+}
+
+// Batch rows in parallel once a step has enough elements to pay for the threads.
+template <typename F>
+inline void over_batch(int64_t B, int64_t row_elems, const F& body) {
+  const int64_t grain =
+      std::max<int64_t>(1, blas().elementwise_grain / std::max<int64_t>(1, row_elems));
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) body(b);
+  });
+}
+
+using Named = std::pair<const Tensor*, const char*>;
+
+// Every tensor on the CPU, contiguous, of like's dtype.
+void check(std::initializer_list<Named> tensors, const Tensor& like) {
+  for (const auto& [t, name] : tensors) {
+    TORCH_CHECK(t->device().is_cpu(), name, " must be a CPU tensor");
+    TORCH_CHECK(t->is_contiguous(), name, " must be contiguous");
+    TORCH_CHECK(t->scalar_type() == like.scalar_type(), name, " has dtype ", t->scalar_type(),
+                ", expected ", like.scalar_type());
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// LSTM forward, t = 1 .. T:
+//   [z_i, z_f, z_g, z_o] = (W_ih x_t + b) + h_{t-1} W_hh^T        gates_t (B, 4H)
+//   i = sigma(z_i)  f = sigma(z_f)  g = tanh(z_g)  o = sigma(z_o)  (written over gates_t)
+//   c_t = f * c_{t-1} + i * g        h_t = o * tanh(c_t)            (B, H)
+
+template <typename scalar_t>
+void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2), G = 4 * H;
+  scalar_t* z = gates.data_ptr<scalar_t>();
+  scalar_t* h = hs.data_ptr<scalar_t>();
+  scalar_t* c = cs.data_ptr<scalar_t>();
+  const scalar_t* W = W_hh.data_ptr<scalar_t>();
+  SmallGemmThreads threads(2 * B * G * H);
+  for (int64_t t = 0; t < T; ++t) {
+    scalar_t* z_t = z + t * B * G;            // (B, 4H) holds W_ih x_t + b on entry
+    const scalar_t* h_prev = h + t * B * H;   // (B, H) h_{t-1}
+    const scalar_t* c_prev = c + t * B * H;   // (B, H) c_{t-1}
+    scalar_t* h_t = h + (t + 1) * B * H;      // (B, H)
+    scalar_t* c_t = c + (t + 1) * B * H;      // (B, H)
+    gemm<scalar_t>(false, true, B, G, H, 1, h_prev, H, W, H, 1, z_t, G);  // += h_{t-1} W_hh^T
+    over_batch(B, G, [&](int64_t b) {
+      scalar_t* zi = z_t + b * G;
+      scalar_t *zf = zi + H, *zg = zi + 2 * H, *zo = zi + 3 * H;
+      const scalar_t* cp = c_prev + b * H;
+      scalar_t *cb = c_t + b * H, *hb = h_t + b * H;
+      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+        auto i = sigmoid(load(zi + j, n)), f = sigmoid(load(zf + j, n));
+        auto g = tanh(load(zg + j, n)), o = sigmoid(load(zo + j, n));
+        auto c_new = f * load(cp + j, n) + i * g;
+        store(i, zi + j, n), store(f, zf + j, n), store(g, zg + j, n), store(o, zo + j, n);
+        store(c_new, cb + j, n);
+        store(o * tanh(c_new), hb + j, n);
+      });
+    });
+  }
+}
+
+// LSTM backward, t = T .. 1, from dh_next = dL/dh_T and dc_next = dL/dc_T:
+//   dh_t = dout_t + dh_next                              dL/dh_t            (B, H)
+//   dc_t = dc_next + dh_t * o * (1 - tanh^2(c_t))        dL/dc_t            (B, H)
+//   dz_i = dc_t g i (1-i)   dz_f = dc_t c_{t-1} f (1-f)
+//   dz_g = dc_t i (1-g^2)   dz_o = dh_t tanh(c_t) o (1-o)                   dz_t (B, 4H)
+//   dc_next = dc_t * f      dh_next = dz_t W_hh                            (B, H) each
+// Returns (dh_0, dc_0) = the last dh_next, dc_next.
+
+template <typename scalar_t>
+void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, const Tensor& cs,
+                        const Tensor& gates, const Tensor& W_hh, Tensor& dh, Tensor& dc,
+                        Tensor& dz) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2), G = 4 * H;
+  const scalar_t* dout_p = dout.data_ptr<scalar_t>();
+  const scalar_t* c = cs.data_ptr<scalar_t>();
+  const scalar_t* a = gates.data_ptr<scalar_t>();
+  const scalar_t* W = W_hh.data_ptr<scalar_t>();
+  scalar_t *dhn = dh_next.data_ptr<scalar_t>(), *dcn = dc_next.data_ptr<scalar_t>();
+  scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dc_p = dc.data_ptr<scalar_t>();
+  scalar_t* dz_p = dz.data_ptr<scalar_t>();
+  SmallGemmThreads threads(2 * B * G * H);
+  for (int64_t t = T - 1; t >= 0; --t) {  // step t+1 of the equations
+    const scalar_t* a_t = a + t * B * G;        // (B, 4H) [i, f, g, o]
+    const scalar_t* c_prev = c + t * B * H;     // (B, H) c_{t-1}
+    const scalar_t* c_t = c + (t + 1) * B * H;  // (B, H) c_t
+    const scalar_t* dout_t = dout_p + t * B * H;
+    scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * B * G;
+    over_batch(B, G, [&](int64_t b) {
+      const scalar_t* ib = a_t + b * G;
+      const scalar_t *fb = ib + H, *gb = ib + 2 * H, *ob = ib + 3 * H;
+      const scalar_t *cpb = c_prev + b * H, *cb = c_t + b * H, *dob = dout_t + b * H;
+      scalar_t *dhnb = dhn + b * H, *dcnb = dcn + b * H, *dhb = dh_t + b * H, *dcb = dc_t + b * H;
+      scalar_t* dzb = dz_t + b * G;
+      const Vec<scalar_t> one(1);
+      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+        auto i = load(ib + j, n), f = load(fb + j, n), g = load(gb + j, n), o = load(ob + j, n);
+        auto tanh_c = tanh(load(cb + j, n));
+        auto dh_v = load(dob + j, n) + load(dhnb + j, n);
+        auto dc_v = load(dcnb + j, n) + dh_v * (o * (one - tanh_c * tanh_c));
+        store(dh_v, dhb + j, n), store(dc_v, dcb + j, n);
+        store(dc_v * (g * (i * (one - i))), dzb + j, n);
+        store(dc_v * (load(cpb + j, n) * (f * (one - f))), dzb + H + j, n);
+        store(dc_v * (i * (one - g * g)), dzb + 2 * H + j, n);
+        store(dh_v * (tanh_c * (o * (one - o))), dzb + 3 * H + j, n);
+        store(dc_v * f, dcnb + j, n);
+      });
+    });
+    gemm<scalar_t>(false, false, B, H, G, 1, dz_t, G, W, H, 0, dhn, H);  // dz_t W_hh
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// RNN forward, t = 1 .. T:   z_t = (W_in x_t + b) + h_{t-1} W_hh^T,   h_t = act(z_t)
+// hs[1:] holds W_in x_t + b on entry and h_t on exit.
+
+enum class Act { kTanh, kRelu, kSigmoid };
+
+Act parse_act(const std::string& name) {
+  if (name == "tanh") return Act::kTanh;
+  if (name == "relu") return Act::kRelu;
+  TORCH_CHECK(name == "sigmoid", "unknown nonlinearity ", name);
+  return Act::kSigmoid;
+}
+
+template <typename scalar_t>
+void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act) {
+  const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
+  scalar_t* h = hs.data_ptr<scalar_t>();
+  const scalar_t* W = W_hh.data_ptr<scalar_t>();
+  SmallGemmThreads threads(2 * B * H * H);
+  for (int64_t t = 0; t < T; ++t) {
+    const scalar_t* h_prev = h + t * B * H;  // (B, H) h_{t-1}
+    scalar_t* z_t = h + (t + 1) * B * H;     // (B, H) z_t, then h_t
+    gemm<scalar_t>(false, true, B, H, H, 1, h_prev, H, W, H, 1, z_t, H);  // += h_{t-1} W_hh^T
+    over_batch(B, H, [&](int64_t b) {
+      scalar_t* zb = z_t + b * H;
+      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+        auto v = load(zb + j, n);
+        if (act == Act::kTanh) {
+          v = tanh(v);
+        } else if (act == Act::kSigmoid) {
+          v = sigmoid(v);
+        } else {
+          v = at::vec::clamp_min(v, Vec<scalar_t>(0));  // relu, NaN-propagating as torch's
+        }
+        store(v, zb + j, n);
+      });
+    });
+  }
+}
+
+// RNN backward, t = T .. 1, from dh_next = dL/dh_T:
+//   dh_t = dout_t + dh_next,  dz_t = dh_t * act'(z_t),  dh_next = dz_t W_hh     (B, H) each
+// act'(z_t) through h_t: tanh 1 - h^2, sigmoid h (1 - h), relu [h > 0].
+
+template <typename scalar_t>
+void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, const Tensor& W_hh,
+                       Act act, Tensor& dh, Tensor& dz) {
+  const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
+  const scalar_t *h = hs.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>();
+  const scalar_t* W = W_hh.data_ptr<scalar_t>();
+  scalar_t* dhn = dh_next.data_ptr<scalar_t>();
+  scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dz_p = dz.data_ptr<scalar_t>();
+  SmallGemmThreads threads(2 * B * H * H);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const scalar_t* h_t = h + (t + 1) * B * H;
+    const scalar_t* dout_t = dout_p + t * B * H;
+    scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
+    over_batch(B, H, [&](int64_t b) {
+      const int64_t o = b * H;
+      const Vec<scalar_t> one(1), zero(0);
+      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+        auto hv = load(h_t + o + j, n);
+        auto dh_v = load(dout_t + o + j, n) + load(dhn + o + j, n);
+        Vec<scalar_t> d;
+        if (act == Act::kTanh) {
+          d = one - hv * hv;
+        } else if (act == Act::kSigmoid) {
+          d = hv * (one - hv);
+        } else {
+          d = Vec<scalar_t>::blendv(zero, one, hv > zero);
+        }
+        store(dh_v, dh_t + o + j, n);
+        store(dh_v * d, dz_t + o + j, n);
+      });
+    });
+    gemm<scalar_t>(false, false, B, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Operators (torch.ops.vanishing_bptt.*); the checks make a misuse an error, not a crash.
+
+bool is_real(const Tensor& t) {
+  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
+}
+
+void lstm_forward(Tensor gates, Tensor hs, Tensor cs, const Tensor& W_hh) {
+  TORCH_CHECK(is_real(gates), "lstm_forward: float32 or float64 only");
+  check({{&gates, "gates"}, {&hs, "hs"}, {&cs, "cs"}, {&W_hh, "W_hh"}}, gates);
+  const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2);
+  TORCH_CHECK(hs.sizes() == at::IntArrayRef({T + 1, B, H}) && cs.sizes() == hs.sizes() &&
+                  gates.size(2) == 4 * H && W_hh.sizes() == at::IntArrayRef({4 * H, H}),
+              "lstm_forward: inconsistent shapes");
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward",
+                             [&] { lstm_forward_loop<scalar_t>(gates, hs, cs, W_hh); });
+}
+
+std::tuple<Tensor, Tensor> lstm_backward(const Tensor& dout, const Tensor& dh_n,
+                                         const Tensor& dc_n, const Tensor& cs,
+                                         const Tensor& gates, const Tensor& W_hh, Tensor dh,
+                                         Tensor dc, Tensor dz) {
+  TORCH_CHECK(is_real(gates), "lstm_backward: float32 or float64 only");
+  Tensor dh_next = dh_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dh_0
+  Tensor dc_next = dc_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dc_0
+  check({{&dout, "dout"}, {&dh_next, "dh_n"}, {&dc_next, "dc_n"}, {&cs, "cs"}, {&W_hh, "W_hh"},
+         {&dh, "dh"}, {&dc, "dc"}, {&dz, "dz"}},
+        gates);
+  const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2);
+  TORCH_CHECK(cs.sizes() == at::IntArrayRef({T + 1, B, H}) && gates.size(2) == 4 * H &&
+                  dout.sizes() == at::IntArrayRef({T, B, H}) && dh.sizes() == dout.sizes() &&
+                  dc.sizes() == dout.sizes() && dz.sizes() == gates.sizes() &&
+                  dh_next.sizes() == at::IntArrayRef({B, H}) &&
+                  dc_next.sizes() == dh_next.sizes() &&
+                  W_hh.sizes() == at::IntArrayRef({4 * H, H}),
+              "lstm_backward: inconsistent shapes");
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
+    lstm_backward_loop<scalar_t>(dout, dh_next, dc_next, cs, gates, W_hh, dh, dc, dz);
+  });
+  return {dh_next, dc_next};
+}
+
+void rnn_forward(Tensor hs, const Tensor& W_hh, const std::string& nonlinearity) {
+  TORCH_CHECK(is_real(hs), "rnn_forward: float32 or float64 only");
+  check({{&hs, "hs"}, {&W_hh, "W_hh"}}, hs);
+  const int64_t H = hs.size(2);
+  TORCH_CHECK(W_hh.sizes() == at::IntArrayRef({H, H}), "rnn_forward: inconsistent shapes");
+  const Act act = parse_act(nonlinearity);
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_forward",
+                             [&] { rnn_forward_loop<scalar_t>(hs, W_hh, act); });
+}
+
+Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, const Tensor& W_hh,
+                    const std::string& nonlinearity, Tensor dh, Tensor dz) {
+  TORCH_CHECK(is_real(hs), "rnn_backward: float32 or float64 only");
+  Tensor dh_next = dh_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dh_0
+  check({{&dout, "dout"}, {&dh_next, "dh_n"}, {&hs, "hs"}, {&W_hh, "W_hh"}, {&dh, "dh"},
+         {&dz, "dz"}},
+        hs);
+  const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
+  TORCH_CHECK(dout.sizes() == at::IntArrayRef({T, B, H}) && dh.sizes() == dout.sizes() &&
+                  dz.sizes() == dout.sizes() && dh_next.sizes() == at::IntArrayRef({B, H}) &&
+                  W_hh.sizes() == at::IntArrayRef({H, H}),
+              "rnn_backward: inconsistent shapes");
+  const Act act = parse_act(nonlinearity);
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_backward", [&] {
+    rnn_backward_loop<scalar_t>(dout, dh_next, hs, W_hh, act, dh, dz);
+  });
+  return dh_next;
+}
+
+// Tuning knobs, for measurements: "blas" 1 calls sgemm_/dgemm_ directly, 0 ATen's mm;
+// "parallel_gemm_flops" and "elementwise_grain" as in Blas. value < 0 only reads. Returns the
+// value in effect ("blas" reads 0 where the BLAS symbols were not found).
+int64_t config(const std::string& key, int64_t value) {
+  Blas& b = blas();
+  if (key == "blas") {
+    if (value >= 0) b.use_raw = value != 0;
+    return b.use_raw && b.sgemm != nullptr && b.dgemm != nullptr;
+  }
+  int64_t* field = key == "parallel_gemm_flops" ? &b.parallel_gemm_flops
+                   : key == "elementwise_grain" ? &b.elementwise_grain
+                                                : nullptr;
+  TORCH_CHECK(field != nullptr, "unknown kernel setting ", key);
+  if (value >= 0) *field = value;
+  return *field;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(vanishing_bptt, m) {
+  m.def("lstm_forward(Tensor(a!) gates, Tensor(b!) hs, Tensor(c!) cs, Tensor W_hh) -> ()",
+        &lstm_forward);
+  m.def(
+      "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor cs, Tensor gates, "
+      "Tensor W_hh, Tensor(a!) dh, Tensor(b!) dc, Tensor(c!) dz) -> (Tensor, Tensor)",
+      &lstm_backward);
+  m.def("rnn_forward(Tensor(a!) hs, Tensor W_hh, str nonlinearity) -> ()", &rnn_forward);
+  m.def(
+      "rnn_backward(Tensor dout, Tensor dh_n, Tensor hs, Tensor W_hh, str nonlinearity, "
+      "Tensor(a!) dh, Tensor(b!) dz) -> Tensor",
+      &rnn_backward);
+  m.def("config(str key, int value) -> int", &config);
+}

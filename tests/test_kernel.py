@@ -1,0 +1,210 @@
+"""The compiled CPU kernel (vanishing.kernel) against the reference path, and the fallback.
+
+Each case runs one layer forward and backward twice, kernel on and kernel off, with the same
+weights, inputs and loss, and compares outputs, final states, every gradient and every
+recorded per-step tensor: float64 to 1e-12, float32 to 1e-5.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor
+
+import vanishing
+from vanishing import kernel
+
+TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
+
+
+@pytest.fixture(autouse=True)
+def restore_kernel_choice() -> Iterator[None]:
+    """Leave the kernel's on/off choice as the test found it."""
+    yield
+    kernel.set_enabled(None)
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    """The kernel, built once (skipped only when VANISHING_KERNEL=0 asks for the reference)."""
+    if not kernel.enabled():
+        pytest.skip("VANISHING_KERNEL=0: the kernel is disabled")
+    assert kernel.available(), "the compiled kernel failed to build or load"
+
+
+def run(layer: torch.nn.Module, x: Tensor, hx: object, use_kernel: bool, seed: int) -> dict:
+    """Forward and backward of layer with the kernel on or off; every result by name."""
+    kernel.set_enabled(use_kernel)
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    if isinstance(hx, tuple):
+        hx = tuple(h.detach().clone().requires_grad_(True) for h in hx)
+    elif hx is not None:
+        hx = hx.detach().clone().requires_grad_(True)
+    out, final = layer(x, hx)
+    finals = final if isinstance(final, tuple) else (final,)
+    gen = torch.Generator().manual_seed(seed)
+    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
+    for f in finals:
+        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
+    loss.backward()
+    result = {"out": out, "x.grad": x.grad}
+    result.update({f"final{k}": f for k, f in enumerate(finals)})
+    states = hx if isinstance(hx, tuple) else (hx,) if hx is not None else ()
+    result.update({f"hx{k}.grad": h.grad for k, h in enumerate(states)})
+    result.update({f"{n}.grad": p.grad for n, p in layer.named_parameters()})
+    for k, trace in enumerate(layer.traces):
+        for field in TRACE_FIELDS:
+            result[f"trace{k}.{field}"] = getattr(trace, field)
+    return result
+
+
+def assert_same(a: dict, b: dict, dtype: torch.dtype) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        if a[name] is None or b[name] is None:
+            assert a[name] is None and b[name] is None, name
+            continue
+        torch.testing.assert_close(
+            a[name], b[name], rtol=TOL[dtype], atol=TOL[dtype], msg=lambda m, n=name: f"{n}: {m}"
+        )
+
+
+def make(kind: str, nonlinearity: str, I: int, H: int, dtype: torch.dtype, **kw) -> torch.nn.Module:
+    if kind == "lstm":
+        return vanishing.LSTM(I, H, dtype=dtype, record=True, **kw)
+    return vanishing.RNN(I, H, nonlinearity=nonlinearity, dtype=dtype, record=True, **kw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["lstm", "rnn"]),
+    nonlinearity=st.sampled_from(["tanh", "relu", "sigmoid"]),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    T=st.integers(1, 12),
+    B=st.integers(1, 5),
+    I=st.integers(1, 6),
+    H=st.integers(1, 21),  # below, at and above the vector widths 4 and 8, with tails
+    num_layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    batch_first=st.booleans(),
+    bias=st.booleans(),
+    with_states=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_kernel_equals_reference(
+    built: None,
+    kind: str,
+    nonlinearity: str,
+    dtype: torch.dtype,
+    T: int,
+    B: int,
+    I: int,
+    H: int,
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+    bias: bool,
+    with_states: bool,
+    seed: int,
+) -> None:
+    torch.manual_seed(seed)
+    layer = make(
+        kind,
+        nonlinearity,
+        I,
+        H,
+        dtype,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=bias,
+    )
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=dtype)
+    hx = None
+    if with_states:
+        shape = (num_layers * (2 if bidirectional else 1), B, H)
+        hx = torch.randn(shape, dtype=dtype)
+        if kind == "lstm":
+            hx = (hx, torch.randn(shape, dtype=dtype))
+    name = f"{kind}_forward"
+    with mock.patch.object(kernel, name, wraps=getattr(kernel, name)) as spy:
+        fast = run(layer, x, hx, use_kernel=True, seed=seed)
+    assert spy.call_count == num_layers * (2 if bidirectional else 1)
+    slow = run(layer, x, hx, use_kernel=False, seed=seed)
+    assert_same(fast, slow, dtype)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_unbatched_and_expanded_gradient(built: None, kind: str, dtype: torch.dtype) -> None:
+    """Unbatched input and out.sum(): dL/d(output) reaches the kernel as a stride-0 tensor."""
+    torch.manual_seed(0)
+    layer = make(kind, "tanh", 3, 19, dtype)
+    x = torch.randn(30, 3, dtype=dtype)
+    results = []
+    for use_kernel in (True, False):
+        kernel.set_enabled(use_kernel)
+        layer.zero_grad(set_to_none=True)
+        layer(x)[0].sum().backward()
+        results.append({n: p.grad for n, p in layer.named_parameters()})
+        results[-1].update({f: getattr(layer.traces[0], f) for f in ("h", "dh")})
+    assert_same(*results, dtype)
+
+
+def test_gemm_backends_agree(built: None) -> None:
+    """The per-step GEMM through BLAS directly and through ATen give the same results."""
+    torch.manual_seed(1)
+    layer = make("lstm", "tanh", 2, 9, torch.float64)
+    x = torch.randn(6, 3, 2, dtype=torch.float64)
+    before = kernel.config("blas")
+    try:
+        results = []
+        for backend in (0, 1):
+            kernel.config("blas", backend)
+            results.append(run(layer, x, None, use_kernel=True, seed=0))
+    finally:
+        kernel.config("blas", before)
+    assert_same(*results, torch.float64)
+
+
+def test_environment_variable_forces_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VANISHING_KERNEL", "0")
+    assert not kernel.available()
+    layer = make("lstm", "tanh", 2, 4, torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with mock.patch.object(kernel, "lstm_forward") as spy:
+            layer(torch.randn(5, 2, 2))[0].sum().backward()
+    spy.assert_not_called()
+    assert layer.traces[0].dh is not None
+
+
+def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails (here: simulated) warns once per process; the layers still work."""
+
+    def broken_load() -> None:
+        raise RuntimeError("simulated: no C++ compiler")
+
+    monkeypatch.delenv("VANISHING_KERNEL", raising=False)
+    monkeypatch.setattr(kernel, "_load", broken_load)
+    monkeypatch.setattr(kernel, "_ops", None)
+    monkeypatch.setattr(kernel, "_failed", False)
+    layers = [make("lstm", "tanh", 2, 4, torch.float32), make("rnn", "relu", 2, 4, torch.float64)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            for layer in layers:
+                layer(torch.randn(5, 3, 2, dtype=layer.weight_hh_l0.dtype))[0].sum().backward()
+                assert layer.traces[0].dh is not None
+        assert not kernel.available()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1, messages
+    assert "simulated: no C++ compiler" in messages[0] and "reference path" in messages[0]
