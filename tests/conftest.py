@@ -214,3 +214,17 @@ def _fast_cpu_settings():
     yield
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = onednn
+
+
+@pytest.fixture(params=["kernel", "reference"])
+def path(request):
+    """Run the test on the compiled kernel and on the reference BPTT (vanishing.kernel)."""
+    from vanishing import kernel
+
+    if request.param == "kernel" and not kernel.available():
+        pytest.skip(
+            "the compiled kernel is disabled or unavailable (tests/test_kernel.py says why)"
+        )
+    kernel.set_enabled(request.param == "kernel")
+    yield request.param
+    kernel.set_enabled(None)

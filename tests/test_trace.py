@@ -20,6 +20,8 @@ from torch import nn
 
 import vanishing
 
+pytestmark = pytest.mark.usefixtures("path")  # kernel and reference (conftest.path)
+
 ATOL = {"atol": 1e-10, "rtol": 1e-9}
 T, B, I, H = 5, 3, 3, 4
 

@@ -178,6 +178,10 @@ class RecurrentBase(nn.Module):
                 x = F.dropout(x, self.dropout, training=True)
         if traces is not None:
             self.traces = traces
+        if self.num_directions == 1:
+            # A Function's output that is a view of its buffers cannot be modified in place
+            # (autograd refuses); the user may (`out += x`), as with torch.nn. One copy.
+            x = x.clone()
         return x, [torch.stack(f) for f in finals]
 
     def _output(self, out: Tensor, batched: bool) -> Tensor:
