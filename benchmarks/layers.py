@@ -113,7 +113,7 @@ def flops(kind: str, B: int, T: int, I: int, H: int) -> float:
     return 3 * 2 * T * B * G * (I + H)
 
 
-def contenders(kind: str, size: tuple[int, int, int, int], cell: bool) -> dict:
+def contenders(kind: str, size: tuple[int, int, int, int], cell: bool, paths: list[str]) -> dict:
     B, T, I, H = size
     torch.manual_seed(0)
     x = torch.randn(T, B, I)
@@ -125,7 +125,7 @@ def contenders(kind: str, size: tuple[int, int, int, int], cell: bool) -> dict:
     recorded = type(ours)(I, H, record=True)
     recorded.load_state_dict(ref.state_dict())
     runs = {f"torch.nn.{kind}": fwd_bwd(ref, x)}
-    for path in kernel_paths():
+    for path in paths:
         runs[f"vanishing ({path})"] = with_path(path, fwd_bwd(ours, x))
         runs[f"vanishing ({path}, recording)"] = with_path(path, fwd_bwd(recorded, x))
     if cell:
@@ -135,18 +135,21 @@ def contenders(kind: str, size: tuple[int, int, int, int], cell: bool) -> dict:
 
 
 def peak_memory_mb(kind: str, module: str, size: tuple[int, int, int, int]) -> float:
-    """Peak resident memory growth of one forward + backward, in a fresh process."""
+    """Peak resident memory growth of one forward + backward, in a fresh process (Linux)."""
     B, T, I, H = size
     code = f"""
-import resource, torch, vanishing
+import torch, vanishing
 from torch import nn
+def status(key):  # kB; VmHWM is this process's peak resident memory (reset by exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key))
 torch.manual_seed(0)
 m = {module}.{kind}({I}, {H}); x = torch.randn({T}, {B}, {I})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if hasattr(m, "record"):
     m.record = True
+m(x[:2])[0].sum().backward()  # warm-up: the kernel loaded, allocator primed
+before = status("VmRSS:")
 out, _ = m(x); out.sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status("VmHWM:") - before) / 1024)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode != 0:
@@ -162,6 +165,7 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     sizes = SIZES[:2] if args.quick else SIZES
     peak = gemm_peak_gflops()
+    paths = kernel_paths()
     lines = [
         "| layer | (B, T, I, H) | implementation | ms | x torch | GFLOP/s | % GEMM peak |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -169,7 +173,7 @@ def main() -> None:
     for kind in ("LSTM", "RNN"):
         for size in sizes:
             cell = size[1] <= 1000 and size[3] <= 128
-            ms = median_ms(contenders(kind, size, cell), repeats)
+            ms = median_ms(contenders(kind, size, cell, paths), repeats)
             base = ms[f"torch.nn.{kind}"]
             gf = flops(kind, *size) / 1e9
             for name, t in ms.items():

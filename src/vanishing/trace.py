@@ -3,7 +3,8 @@
 Turn recording on with `layer.record = True` (or the `record(model)` context manager); each
 forward then leaves one `Trace` per layer and direction in `layer.traces`, and the backward
 through that forward fills in its gradients. Every tensor is in time order t = 1 .. T with
-shape (T, B, H), for the reverse direction too; an unbatched input gives B = 1.
+shape (T, B, H), for the reverse direction too; an unbatched input gives B = 1. The tensors
+are views of the layer's own buffers: read them, do not modify them in place.
 """
 
 from __future__ import annotations

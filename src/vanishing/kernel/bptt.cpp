@@ -45,8 +45,10 @@ struct Blas {
   set_threads_fn mkl_set_threads_local = nullptr;  // MKL_Set_Num_Threads_Local, if MKL
   bool use_raw = true;  // false: ATen's mm (for measurement, and where no symbol is found)
   // A time loop whose per-step GEMM has fewer flops than this runs the BLAS on one thread:
-  // below it, waking a second thread every step costs more than it saves (measured).
-  int64_t parallel_gemm_flops = 4 << 20;
+  // below it, waking a second thread every step costs more than it saves. Measured on 2
+  // cores: at B = 64, H = 64 (2.1 MFLOP a step) two threads are ~15 % faster than one; at
+  // H = 16 (33 kFLOP) one thread is. Re-tune with kernel.config("parallel_gemm_flops", n).
+  int64_t parallel_gemm_flops = 1 << 20;
   // Batch rows of the elementwise pass run in parallel in chunks of at least this many elements.
   int64_t elementwise_grain = 32768;
 };
