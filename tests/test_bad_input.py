@@ -212,3 +212,13 @@ def test_valid_input_still_runs(layer):
     assert out.shape == (5, 2, H)
     out, _ = layer(torch.randn(5, I))
     assert out.shape == (5, H)
+
+
+@pytest.mark.parametrize("make", [lambda: vanishing.RNN(I, H), lambda: vanishing.LSTM(I, H)])
+def test_weight_modified_in_place_before_backward_raises_like_torch(make):
+    layer = make()
+    out, _ = layer(torch.randn(5, 2, I))
+    with torch.no_grad():
+        layer.weight_hh_l0.mul_(2.0)  # e.g. an optimizer step between forward and backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()

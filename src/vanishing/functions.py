@@ -47,6 +47,7 @@ class RNNFunction(torch.autograd.Function):
         ctx.impl = _impl(x, rnn_bptt)
         hs, cache = ctx.impl.rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity)
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
+        ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
         if traces is not None:
             ctx.trace = rnn_trace(layer, direction, hs)
             traces.append(ctx.trace)
@@ -55,6 +56,7 @@ class RNNFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
+        ctx.saved_tensors  # noqa: B018 - raises if x or a weight was modified in place since
         dx, dh0, dW_ih, dW_hh, db, dh = ctx.impl.rnn_backward(
             dout, dh_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
@@ -84,6 +86,7 @@ class LSTMFunction(torch.autograd.Function):
         ctx.impl = _impl(x, lstm_bptt)
         hs, cs, cache = ctx.impl.lstm_forward(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh))
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
+        ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
         if traces is not None:
             ctx.trace = lstm_trace(layer, direction, hs, cs, cache.gates)
             traces.append(ctx.trace)
@@ -92,6 +95,7 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor) -> tuple[Tensor | None, ...]:
+        ctx.saved_tensors  # noqa: B018 - raises if x or a weight was modified in place since
         dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = ctx.impl.lstm_backward(
             dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
