@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/layers.py --quick  # fewer repeats, no file written
 
 Every contender runs the same float32 batch with the machine's threads; the repeats are
-interleaved (one run of each contender per round) and the median is reported. Loss: the sum of
+interleaved (one run of each contender per round, in rotating order) and the median is
+reported. Loss: the sum of
 the output sequence, so every step receives a gradient. Recording keeps h_t, c_t, the gates and
 dL/dh_t, dL/dc_t of every step. The `LSTMCell + hooks` row is PyTorch's answer to per-step
 gradients: a Python loop over nn.LSTMCell with retain_grad() on every h_t and c_t.
@@ -89,14 +90,19 @@ def with_path(path: str, run: Callable[[], None]) -> Callable[[], None]:
 
 
 def median_ms(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median wall time in ms of each run, rounds interleaved, after one warm-up each."""
+    """Median wall time in ms of each run, after one warm-up each.
+
+    Rounds are interleaved and each starts one contender later than the last, so no run
+    always follows the same other one (which shows at the largest sizes: allocator state).
+    """
     for run in runs.values():
         run()
+    names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
-            run()
+            runs[name]()
             times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
