@@ -123,7 +123,7 @@ def profile(
     ] = RUNS,
 ) -> None:
     """Gradient norm by lag of one untrained model (no training): table and figure (a)."""
-    from vanishing.demo import profile_table, run_profile
+    from vanishing.untrained import profile_table, run_profile
 
     if model is ModelKind.lstm and nonlinearity is not None:
         fail("--nonlinearity applies to --model rnn only (the LSTM's gates are fixed)")
