@@ -84,6 +84,7 @@ def test_profile_default_rnn_vanishes_within_the_bound(tmp_path: Path) -> None:
         assert jacobian <= bound * (1 + 1e-9), lag
     assert table[29][1] < 1e-6
     assert "vanishing guaranteed" in result.output.replace("\n", " ")
+    assert "Jacobian-product norm <= bound at every lag: yes" in result.output
 
 
 def test_profile_lstm_has_a_cell_column(tmp_path: Path) -> None:

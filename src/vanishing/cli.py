@@ -141,6 +141,8 @@ def profile(
         gl = result.gamma * result.lambda_1
         regime = "vanishing guaranteed" if gl < 1 else "exploding possible"
         line += f"; lambda_1 = {result.lambda_1:.3f}, gamma*lambda_1 = {gl:.3f} ({regime})"
+        within = bool((p.jacobian_norm <= p.bound * (1 + 1e-9)).all())
+        line += f"\nJacobian-product norm <= bound at every lag: {'yes' if within else 'NO'}"
     console.print(line)
     console.print(f"figure: {result.figure}")
 
