@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vanishing.rnn_bptt import project_input
+from vanishing.rnn_bptt import project_input, weight_gradients
 
 
 @dataclass
@@ -136,7 +136,7 @@ def lstm_backward(
     dh, dc (T, B, H)), where dh[t], dc[t] = dL/dh_t, dL/dc_t count every path to the loss.
     """
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
-    T, B, I = x.shape
+    T, B, _ = x.shape
     H = W_hh.shape[1]
     dc_dh, dz = local_derivatives(cache)  # (T, B, H), (T, B, 4H)
     f = cache.gates[:, :, H : 2 * H]  # (T, B, H)
@@ -156,9 +156,5 @@ def lstm_backward(
         dh_next, dc_next = lstm_step_backward(
             dout_t, dh_next, dc_next, dc_dh_t, f_t, W_hh, dh_t, dc_t, dz_t
         )
-    dz2 = dz.view(T * B, 4 * H)  # (T*B, 4H)
-    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, H)  # (4H, H) sum_t dz_t^T h_{t-1}
-    dW_ih = dz2.t() @ x.reshape(T * B, I)  # (4H, I) sum_t dz_t^T x_t
-    db = dz2.sum(0)  # (4H,)
-    dx = (dz2 @ W_ih).view(T, B, I) if need_dx else None  # (T, B, I)
+    dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh_next, dc_next, dW_ih, dW_hh, db, dh, dc
