@@ -65,6 +65,23 @@ def lstm_step_forward(
     torch.tanh(c_t, out=h_t).mul_(o)  # (B, H) h_t = o tanh(c_t)
 
 
+def lstm_buffers(
+    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward's buffers, ready for the time loop (shared with the compiled kernel).
+
+    hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b.
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    cs = torch.empty_like(hs)  # (T+1, B, H)
+    hs[0], cs[0] = h0, c0
+    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)  # (T, B, 4H)
+    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    return hs, cs, gates
+
+
 def lstm_forward(
     x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
 ) -> tuple[Tensor, Tensor, LSTMCache]:
@@ -72,13 +89,8 @@ def lstm_forward(
 
     hs, cs (T+1, B, H): index 0 is the initial state, hs[1:] the output sequence.
     """
-    T, B, _ = x.shape
-    H = W_hh.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
-    cs = torch.empty_like(hs)  # (T+1, B, H)
-    hs[0], cs[0] = h0, c0
-    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)  # (T, B, 4H)
-    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)
+    T = x.shape[0]
     W_hhT = W_hh.t()  # (H, 4H)
     h_s, c_s, g_s = hs.unbind(0), cs.unbind(0), gates.unbind(0)
     for t in range(1, T + 1):

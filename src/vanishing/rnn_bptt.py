@@ -111,6 +111,17 @@ def rnn_step_backward(
     return dz_t @ W_hh  # (B, H) dL/dh_{t-1} through the recurrence
 
 
+def rnn_buffers(x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
+    """hs (T+1, B, H): h0 at index 0, then W_in x_t + b for every step, which the time loop
+    overwrites with h_t (shared with the compiled kernel)."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    hs[0] = h0
+    project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
+    return hs
+
+
 def rnn_forward(
     x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
 ) -> tuple[Tensor, RNNCache]:
@@ -118,12 +129,8 @@ def rnn_forward(
 
     hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state.
     """
-    T, B, _ = x.shape
-    H = W_hh.shape[0]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
-    hs[0] = h0
-    z = hs[1:].view(T * B, H)  # (T*B, H) W_in x_t + b for all steps, overwritten by h_t
-    project_input(x, W_ih, b, out=z)
+    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
+    T = x.shape[0]
     W_hhT = W_hh.t()  # (H, H)
     steps = hs.unbind(0)  # T+1 views (B, H)
     for t in range(1, T + 1):

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vanishing.lstm_bptt import LSTMCache
-from vanishing.rnn_bptt import RNNCache, project_input, weight_gradients
+from vanishing.lstm_bptt import LSTMCache, lstm_buffers
+from vanishing.rnn_bptt import RNNCache, rnn_buffers, weight_gradients
 
 SOURCE = Path(__file__).with_name("bptt.cpp")
 DTYPES = (torch.float32, torch.float64)
@@ -144,11 +144,7 @@ def rnn_forward(
     x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
 ) -> tuple[Tensor, RNNCache]:
     """As rnn_bptt.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
-    T, B, _ = x.shape
-    H = W_hh.shape[0]
-    hs = _empty(T + 1, B, H, like=x)  # (T+1, B, H)
-    hs[0] = h0
-    project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
+    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
     _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity)  # h_t = act(. + W_hh h_{t-1})
     return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
 
@@ -173,13 +169,7 @@ def lstm_forward(
     x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
 ) -> tuple[Tensor, Tensor, LSTMCache]:
     """As lstm_bptt.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
-    T, B, _ = x.shape
-    H = W_hh.shape[1]
-    hs = _empty(T + 1, B, H, like=x)  # (T+1, B, H)
-    cs = torch.empty_like(hs)  # (T+1, B, H)
-    hs[0], cs[0] = h0, c0
-    gates = _empty(T, B, 4 * H, like=x)  # (T, B, 4H)
-    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
     _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous())  # the time loop; gates -> [i, f, g, o]
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
 
