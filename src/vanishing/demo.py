@@ -128,14 +128,12 @@ def recorded_pass(
 
 
 def sub_trace(trace: Trace, batch: int) -> Trace:
-    """The first `batch` sequences of a trace."""
-    names = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
-    dims = {"h0": 0, "c0": 0}
+    """The first `batch` sequences of a trace: h0, c0 are (B, H), the rest (T, B, H)."""
     changes = {}
-    for name in names:
-        value = getattr(trace, name)
-        if value is not None:
-            changes[name] = value[:batch] if dims.get(name) == 0 else value[:, :batch]
+    for f in dataclasses.fields(trace):
+        value = getattr(trace, f.name)
+        if isinstance(value, torch.Tensor):
+            changes[f.name] = value[:batch] if value.dim() == 2 else value[:, :batch]
     return dataclasses.replace(trace, **changes)
 
 

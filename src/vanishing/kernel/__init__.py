@@ -136,10 +136,6 @@ def config(key: str, value: int = -1) -> int:
     return int(_loaded().config(key, value))
 
 
-def _empty(*shape: int, like: Tensor) -> Tensor:
-    return torch.empty(shape, dtype=like.dtype, device=like.device)
-
-
 def rnn_forward(
     x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
 ) -> tuple[Tensor, RNNCache]:
@@ -156,8 +152,8 @@ def rnn_backward(
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[0]
-    dh = _empty(T, B, H, like=hs)  # (T, B, H) dL/dh_t
-    dz = _empty(T, B, H, like=hs)  # (T, B, H) dL/dz_t
+    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
+    dz = hs.new_empty((T, B, H))  # (T, B, H) dL/dz_t
     dh0 = _loaded().rnn_backward(
         dout.contiguous(), dh_n, hs, W_hh.contiguous(), cache.nonlinearity, dh, dz
     )
@@ -181,9 +177,9 @@ def lstm_backward(
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    dh = _empty(T, B, H, like=hs)  # (T, B, H) dL/dh_t
+    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
     dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
-    dz = _empty(T, B, 4 * H, like=hs)  # (T, B, 4H) dL/dz_t
+    dz = hs.new_empty((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
     dh0, dc0 = _loaded().lstm_backward(
         dout.contiguous(), dh_n, dc_n, cache.cs, cache.gates, W_hh.contiguous(), dh, dc, dz
     )
