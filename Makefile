@@ -19,6 +19,7 @@ demo: $(BIN)/vanishing
 
 test: $(BIN)/vanishing
 	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-logo --no-cache
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/vanishing
@@ -27,6 +28,7 @@ bench: $(BIN)/vanishing
 lint: $(BIN)/vanishing
 	$(BIN)/python -m ruff check src tests benchmarks
 	$(BIN)/python -m ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-logo --no-cache
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .import_linter_cache

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def kernel_paths() -> list[str]:
     """The backward implementations to time: the compiled kernel (if built) and the reference."""
     try:
-        from vanishing import kernel
+        from vanishing.nn import kernel
     except ImportError:
         return ["reference"]
     return ["kernel", "reference"] if kernel.available() else ["reference"]
@@ -43,7 +43,7 @@ def kernel_paths() -> list[str]:
 
 def use_path(path: str) -> None:
     try:
-        from vanishing import kernel
+        from vanishing.nn import kernel
     except ImportError:
         return
     kernel.set_enabled(path == "kernel")

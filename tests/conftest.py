@@ -7,11 +7,14 @@ step, so autograd differentiates it; it is the oracle where torch.nn has no coun
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import Tensor, nn
 
 import vanishing
+from vanishing.nn.naming import is_lstm, suffix
 
 # (kind, nonlinearity): the three RNN activations and the LSTM.
 RNN_KINDS = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid")]
@@ -87,11 +90,16 @@ def projection_loss(out: Tensor, *finals: Tensor, seed: int = 1234) -> Tensor:
     return loss
 
 
-def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=projection_loss) -> dict:
+TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
+
+
+def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=None, seed: int = 1234) -> dict:
     """Run module (or call(x, hx)) forward and backward; return outputs and all gradients.
 
-    x and hx are copied to fresh leaves, so the same tensors can be fed to two modules.
-    Keys: out, h_n[, c_n], grad_x[, grad_h0, grad_c0], grad_<parameter name>.
+    The one forward/backward harness of the suite. x and hx are copied to fresh leaves, so
+    the same tensors can be fed to two modules. The loss is projection_loss(out, *finals,
+    seed=seed) unless loss_fn is given. Keys: out, h_n[, c_n], grad_x[, grad_h0, grad_c0],
+    grad_<parameter name>, and trace<k>.<field> for every trace a recording layer kept.
     """
     x = x.detach().clone().requires_grad_()
     states = None
@@ -101,7 +109,10 @@ def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=projection_l
     module.zero_grad(set_to_none=True)
     out, finals = (call or module)(x, hx)
     finals = split_states(finals)
-    loss_fn(out, *finals).backward()
+    if loss_fn is None:
+        projection_loss(out, *finals, seed=seed).backward()
+    else:
+        loss_fn(out, *finals).backward()
     result = {"out": out.detach(), "h_n": finals[0].detach(), "grad_x": x.grad}
     if len(finals) == 2:
         result["c_n"] = finals[1].detach()
@@ -110,6 +121,10 @@ def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=projection_l
             result[name] = s.grad
     for name, p in module.named_parameters():
         result["grad_" + name] = p.grad
+    if call is None and getattr(module, "record", False):
+        for k, trace in enumerate(module.traces):
+            for field in TRACE_FIELDS:
+                result[f"trace{k}.{field}"] = getattr(trace, field)
     return result
 
 
@@ -125,17 +140,46 @@ def tol(dtype: torch.dtype) -> dict:
     return {"atol": 1e-10, "rtol": 1e-9} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-4}
 
 
-_ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+# The oracle's own activations (torch's functions); test_gradflow holds the names equal to
+# vanishing.nn.activations.NAMES.
+ORACLE_ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
+def reference_step(x_t, h, c, W_ih, W_hh, b, nonlinearity: str | None):
+    """One step of an RNN (nonlinearity given) or LSTM (None) in plain torch ops.
+
+    Returns (h_t, c_t or None, z_t (B, G) pre-activations, gates [i, f, g, o] or None).
+    """
+    z = x_t @ W_ih.t() + h @ W_hh.t()
+    if b is not None:
+        z = z + b
+    if nonlinearity is not None:
+        return ORACLE_ACT[nonlinearity](z), None, z, None
+    zi, zf, zg, zo = z.chunk(4, -1)
+    i, f, g, o = zi.sigmoid(), zf.sigmoid(), zg.tanh(), zo.sigmoid()
+    c = f * c + i * g
+    return o * c.tanh(), c, z, (i, f, g, o)
+
+
+def reference_weights(layer, li: int, d: int):
+    """(W_ih, W_hh, b) of layer li, direction d of a vanishing or torch.nn layer; b None
+    without bias."""
+    W_ih, W_hh = (getattr(layer, name + suffix(li, d)) for name in ("weight_ih", "weight_hh"))
+    b = None
+    if layer.bias:
+        b = getattr(layer, "bias_ih" + suffix(li, d)) + getattr(layer, "bias_hh" + suffix(li, d))
+    return W_ih, W_hh, b
 
 
 def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
-    """The layer's forward with plain torch ops, one step at a time (no dropout).
+    """The layer's forward with plain torch ops, one `reference_step` at a time (no dropout).
 
+    The one autograd reference of the suite: layer is a vanishing or torch.nn RNN / LSTM.
     Returns what the layer returns. With `steps` a dict, fills steps[(layer, direction)] with
     lists in time order: "h", "c" (retain_grad'ed when they require grad), "z" (the
     pre-activations, (B, G*H)), and for the LSTM "i", "f", "g", "o".
     """
-    lstm = isinstance(layer, vanishing.LSTM)
+    lstm = is_lstm(layer)
     batched = x.dim() == 3
     if not batched:
         x = x.unsqueeze(1)
@@ -151,33 +195,20 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
         if not batched:
             h0 = h0.unsqueeze(1)
             c0 = c0.unsqueeze(1) if lstm else None
+    act = None if lstm else layer.nonlinearity
     h_n, c_n = [], []
     inp = x
     for li in range(layer.num_layers):
         outs = []
         for d in range(D):
-            suffix = f"_l{li}" + ("_reverse" if d else "")
-            W_ih = getattr(layer, "weight_ih" + suffix)
-            W_hh = getattr(layer, "weight_hh" + suffix)
-            b = None
-            if layer.bias:
-                b = getattr(layer, "bias_ih" + suffix) + getattr(layer, "bias_hh" + suffix)
+            weights = reference_weights(layer, li, d)
             h, c = h0[li * D + d], (c0[li * D + d] if lstm else None)
             rec: dict[str, list] = {k: [None] * T for k in ("h", "c", "z", "i", "f", "g", "o")}
             for t in reversed(range(T)) if d else range(T):
-                z = inp[t] @ W_ih.t() + h @ W_hh.t()
-                if b is not None:
-                    z = z + b
-                rec["z"][t] = z
+                h, c, rec["z"][t], gates = reference_step(inp[t], h, c, *weights, act)
                 if lstm:
-                    zi, zf, zg, zo = z.chunk(4, 1)
-                    i, f, g, o = zi.sigmoid(), zf.sigmoid(), zg.tanh(), zo.sigmoid()
-                    c = f * c + i * g
-                    h = o * c.tanh()
-                    rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t] = i, f, g, o
+                    rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t] = gates
                     rec["c"][t] = c
-                else:
-                    h = _ACT[layer.nonlinearity](z)
                 rec["h"][t] = h
                 if steps is not None and h.requires_grad:
                     h.retain_grad()
@@ -195,6 +226,46 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
     elif layer.batch_first:
         out = out.transpose(0, 1)
     return out, (tuple(finals) if lstm else finals[0])
+
+
+def reference_state_grads(layer, x: Tensor, loss_fn, hx=None) -> dict:
+    """Autograd's dL/dh_t and dL/dc_t of the reference loop, for L = loss_fn(output).
+
+    Returns {(layer, direction): {"dh": (T, B, H), "dc": (T, B, H) or None}}, time order,
+    batched (B = 1 for unbatched input). Gradients reach the layer's parameters too: pass a
+    copy where that matters.
+    """
+    steps: dict = {}
+    out, _ = reference_forward(layer, x, hx, steps)
+    loss_fn(out).backward()
+
+    def stacked(states: list) -> Tensor | None:
+        if states[0] is None:
+            return None
+        return torch.stack([torch.zeros_like(s) if s.grad is None else s.grad for s in states])
+
+    grads = {}
+    for key, rec in steps.items():
+        dh, dc = stacked(rec["h"]), stacked(rec["c"])
+        if x.dim() == 2:  # unbatched: (T, H) -> (T, 1, H)
+            dh = dh.unsqueeze(1)
+            dc = None if dc is None else dc.unsqueeze(1)
+        grads[key] = {"dh": dh, "dc": dc}
+    return grads
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`vanishing demo --quick`, run once per session: (terminal output, run folder)."""
+    from typer.testing import CliRunner
+
+    from vanishing.cli import app
+
+    out = tmp_path_factory.mktemp("runs")
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.glob("demo-*")
+    return result.output, run_dir
 
 
 @pytest.fixture(autouse=True)
@@ -219,7 +290,7 @@ def _fast_cpu_settings():
 @pytest.fixture(params=["kernel", "reference"])
 def path(request):
     """Run the test on the compiled kernel and on the reference BPTT (vanishing.kernel)."""
-    from vanishing import kernel
+    from vanishing.nn import kernel
 
     if request.param == "kernel" and not kernel.available():
         pytest.skip(

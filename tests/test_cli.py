@@ -100,3 +100,27 @@ def test_profile_lstm_has_a_cell_column(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0 and result.output.strip()
+
+
+@pytest.mark.parametrize("where", ["file", "below-a-file"])
+def test_out_that_cannot_hold_a_run_folder_fails_before_any_work(
+    tmp_path: Path, where: str
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    out = blocker if where == "file" else blocker / "runs"
+    for command in (["demo", "--quick"], ["profile", "--T", "5"]):
+        result = runner.invoke(app, [*command, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "cannot create a run folder" in result.output
+        assert "Traceback" not in result.output and "━" not in result.output  # no training ran
+
+
+def test_choices_come_from_the_library_tables() -> None:
+    from vanishing.gradflow import DETAILS
+    from vanishing.nn.activations import NAMES
+
+    result = runner.invoke(app, ["profile", "--help"], terminal_width=200)
+    text = re.sub(r"\s+", " ", result.output)
+    assert "|".join(NAMES) in text.replace(" ", "")
+    assert "|".join(DETAILS) in text.replace(" ", "")

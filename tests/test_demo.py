@@ -7,24 +7,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from vanishing.cli import app
-from vanishing.demo import COLUMNS, MODELS, DemoConfig
-
-_RUN: dict[str, object] = {}
-
-
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """Run `vanishing demo --quick` once per test session: (terminal output, run folder)."""
-    if not _RUN:
-        out = tmp_path_factory.mktemp("runs")
-        result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        (run_dir,) = out.glob("demo-*")
-        _RUN.update(output=result.output, run_dir=run_dir)
-    return _RUN["output"], _RUN["run_dir"]  # type: ignore[return-value]
+from vanishing.experiments.demo import DemoConfig, run_demo
+from vanishing.experiments.demo_report import COLUMNS, write_demo_report
 
 
 class ReportParser(HTMLParser):
@@ -55,13 +39,8 @@ class ReportParser(HTMLParser):
         self._tag = None
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    return demo_run(tmp_path_factory)
-
-
-def test_run_folder_has_the_figures_and_the_report(run: tuple[str, Path]) -> None:
-    _, run_dir = run
+def test_run_folder_has_the_figures_and_the_report(quick_demo: tuple[str, Path]) -> None:
+    _, run_dir = quick_demo
     pngs = sorted(p.name for p in run_dir.glob("*.png"))
     assert pngs == [
         "a_gradient_vs_lag.png",
@@ -74,8 +53,8 @@ def test_run_folder_has_the_figures_and_the_report(run: tuple[str, Path]) -> Non
     assert (run_dir / "report.html").is_file()
 
 
-def test_report_parses_and_embeds_every_figure(run: tuple[str, Path]) -> None:
-    _, run_dir = run
+def test_report_parses_and_embeds_every_figure(quick_demo: tuple[str, Path]) -> None:
+    _, run_dir = quick_demo
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     parser = ReportParser()
     parser.feed(text)
@@ -93,8 +72,8 @@ def test_report_parses_and_embeds_every_figure(run: tuple[str, Path]) -> None:
     assert not re.search(r"""(src|href)=["']?https?:""", text), "the report must not need a network"
 
 
-def test_report_and_terminal_show_the_same_table(run: tuple[str, Path]) -> None:
-    output, run_dir = run
+def test_report_and_terminal_show_the_same_table(quick_demo: tuple[str, Path]) -> None:
+    output, run_dir = quick_demo
     parser = ReportParser()
     parser.feed((run_dir / "report.html").read_text(encoding="utf-8"))
     cells = parser.cells
@@ -114,16 +93,8 @@ def test_report_and_terminal_show_the_same_table(run: tuple[str, Path]) -> None:
     assert str(run_dir / "report.html") in output.replace("\n", "")
 
 
-def test_quick_config_is_small_and_models_are_known() -> None:
-    quick = DemoConfig.quick()
-    assert quick.T <= 40 and quick.steps <= 300 and quick.models == MODELS
-    assert DemoConfig().T == 100 and DemoConfig().hidden == 64
-
-
 def test_single_model_run_without_lstm_has_no_terms_figure(tmp_path: Path) -> None:
-    from vanishing.demo import run_demo
-
     config = DemoConfig.quick(models=("rnn-tanh",), steps=4, T=6, out=tmp_path)
-    result = run_demo(config, progress=False)
-    assert set(result.figures) == {"a", "c", "d"}
-    assert result.report.is_file()
+    written = write_demo_report(run_demo(config, progress=False), tmp_path)
+    assert set(written.figures) == {"a", "c", "d"}
+    assert written.report.is_file()

@@ -6,19 +6,22 @@ docs/gradflow.md; as tests nothing is printed.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+from conftest import ORACLE_ACT, reference_state_grads, reference_step, reference_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vanishing
 from vanishing import gradflow as gf
+from vanishing.gradflow.spectral import spectral_norm
+from vanishing.nn.activations import NAMES
 
 F64 = torch.float64
-ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 
 
 def recorded(layer: torch.nn.Module, x: torch.Tensor, w: torch.Tensor, hx=None):  # noqa: ANN001, ANN201
@@ -29,45 +32,19 @@ def recorded(layer: torch.nn.Module, x: torch.Tensor, w: torch.Tensor, hx=None):
     return rec[""][0]
 
 
-def rnn_loop(layer, x, w, h0=None):  # noqa: ANN001, ANN201
-    """The same RNN as a step loop of torch ops; returns h_1..h_T with retained grads."""
-    W_ih, W_hh, b_ih, b_hh = (p.detach().requires_grad_() for p in layer.all_weights[0])
-    act = ACT[layer.nonlinearity]
-    h = torch.zeros(x.shape[1], layer.hidden_size, dtype=F64) if h0 is None else h0
-    hs = []
-    for x_t in x:  # (B, I)
-        h = act(x_t @ W_ih.t() + b_ih + h @ W_hh.t() + b_hh)  # (B, H)
-        h.retain_grad()
-        hs.append(h)
-    (hs[-1] @ w).sum().backward()
-    return hs
+def autograd_grads(layer, x, w, hx=None) -> dict:  # noqa: ANN001
+    """conftest's reference: dE_k/dh_t, dE_k/dc_t (T, B, H) for E_k = sum(h_T . w)."""
+    twin = copy.deepcopy(layer)  # the reference's gradients reach its parameters
+    return reference_state_grads(twin, x, lambda out: (out[-1] @ w).sum(), hx)[(0, 0)]
 
 
-def lstm_step(W_ih, W_hh, b, x_t, h, c):  # noqa: ANN001, ANN201
-    """One LSTM step (gate order i, f, g, o): returns (h_t, c_t)."""
-    i, f, g, o = (x_t @ W_ih.t() + h @ W_hh.t() + b).chunk(4, -1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+def by_lag(grads: torch.Tensor) -> np.ndarray:
+    """Batch mean of ||grad_t|| (grads (T, B, H)) in lag order (index 0 = the last step)."""
+    return grads.norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,)
 
 
-def lstm_loop(layer, x, w):  # noqa: ANN001, ANN201
-    """The same LSTM as a step loop of torch ops; returns (hs, cs) with retained grads."""
-    W_ih, W_hh, b_ih, b_hh = (p.detach().requires_grad_() for p in layer.all_weights[0])
-    h = c = torch.zeros(x.shape[1], layer.hidden_size, dtype=F64)
-    hs, cs = [], []
-    for x_t in x:  # (B, I)
-        h, c = lstm_step(W_ih, W_hh, b_ih + b_hh, x_t, h, c)  # (B, H) each
-        h.retain_grad()
-        c.retain_grad()
-        hs.append(h)
-        cs.append(c)
-    (hs[-1] @ w).sum().backward()
-    return hs, cs
-
-
-def by_lag(grads: list[torch.Tensor]) -> np.ndarray:
-    """Batch mean of ||grad_t|| in lag order (index 0 = the last step)."""
-    return torch.stack(grads).norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,)
+def test_oracle_activations_are_the_table() -> None:
+    assert tuple(ORACLE_ACT) == NAMES
 
 
 # ----------------------------------------------------------------------------- norms
@@ -80,14 +57,13 @@ def test_rnn_norms_and_products_match_autograd(nonlinearity: str) -> None:
     layer = vanishing.RNN(I, H, nonlinearity=nonlinearity, dtype=F64)
     x, w = torch.randn(T, B, I, dtype=F64), torch.randn(H, dtype=F64)
     p = gf.lag_profile(layer, recorded(layer, x, w))
-    hs = rnn_loop(layer, x, w)
-    np.testing.assert_allclose(p.dh_norm, by_lag([h.grad for h in hs]), rtol=1e-12)
+    np.testing.assert_allclose(p.dh_norm, by_lag(autograd_grads(layer, x, w)["dh"]), rtol=1e-12)
     assert p.dc_norm is None and p.method == "exact"
     assert p.horizon == gf.gradient_horizon(p.dh_norm)
     assert p.ratio_at(3) == pytest.approx(p.dh_norm[3] / p.dh_norm[0], rel=1e-15)
     # for the RNN the product of dh_j/dh_{j-1} is the whole dh_T/dh_t: autograd through steps
-    W_ih, W_hh, b_ih, b_hh = (q.detach() for q in layer.all_weights[0])
-    act = ACT[nonlinearity]
+    weights = [q.detach() for q in reference_weights(layer, 0, 0)]
+    hs = layer.traces[0].h.detach()  # (T, B, H), equal to the reference's (test_trace.py)
     for lag in (1, 4, T - 1):
         t = T - lag  # index of h_t (0-based: hs[t-1] is h_t)
 
@@ -96,10 +72,10 @@ def test_rnn_norms_and_products_match_autograd(nonlinearity: str) -> None:
 
             def run(h: torch.Tensor, t: int = t, b: int = b) -> torch.Tensor:  # h_t -> h_T (H,)
                 for s in range(t, T):
-                    h = act(x[s, b] @ W_ih.t() + b_ih + h @ W_hh.t() + b_hh)
+                    h = reference_step(x[s, b], h, None, *weights, nonlinearity)[0]
                 return h
 
-            J = torch.autograd.functional.jacobian(run, hs[t - 1][b].detach())  # (H, H)
+            J = torch.autograd.functional.jacobian(run, hs[t - 1][b])  # (H, H)
             norms.append(torch.linalg.matrix_norm(J, ord=2).item())
         assert p.jacobian_norm[lag] == pytest.approx(np.mean(norms), rel=1e-12)
     assert p.jacobian_norm[0] == 1.0
@@ -111,26 +87,20 @@ def test_lstm_norms_match_autograd() -> None:
     layer = vanishing.LSTM(I, H, forget_bias=1.0, dtype=F64)
     x, w = torch.randn(T, B, I, dtype=F64), torch.randn(H, dtype=F64)
     p = gf.lag_profile(layer, recorded(layer, x, w))
-    hs, cs = lstm_loop(layer, x, w)
-    np.testing.assert_allclose(p.dh_norm, by_lag([h.grad for h in hs]), rtol=1e-12)
-    np.testing.assert_allclose(p.dc_norm, by_lag([c.grad for c in cs]), rtol=1e-12)
+    grads = autograd_grads(layer, x, w)
+    np.testing.assert_allclose(p.dh_norm, by_lag(grads["dh"]), rtol=1e-12)
+    np.testing.assert_allclose(p.dc_norm, by_lag(grads["dc"]), rtol=1e-12)
     assert p.bound is None
     assert p.horizon == gf.gradient_horizon(p.dc_norm)
     assert p.ratio_at(5) == pytest.approx(p.dc_norm[5] / p.dc_norm[0], rel=1e-15)
     # jacobian_norm: product of autograd one-step Jacobians dc_j/dc_{j-1} (o_{j-1} held)
-    W_ih, W_hh, b_ih, b_hh = (q.detach() for q in layer.all_weights[0])
     tr = layer.traces[0]
     norms = np.ones((B, T))
     for b in range(B):
         P = torch.eye(H, dtype=F64)
         for lag in range(1, T):
             j = T - lag  # 0-based index of the step whose Jacobian joins the product
-
-            def step(c_prev: torch.Tensor, j: int = j, b: int = b) -> torch.Tensor:
-                h_prev = tr.o[j - 1, b] * torch.tanh(c_prev)
-                return lstm_step(W_ih, W_hh, b_ih + b_hh, x[j, b], h_prev, c_prev)[1]
-
-            P = P @ torch.autograd.functional.jacobian(step, tr.c[j - 1, b])  # (H, H)
+            P = P @ autograd_dc_dc(layer, x, tr, j, b)  # (H, H)
             norms[b, lag] = torch.linalg.matrix_norm(P, ord=2).item()
     np.testing.assert_allclose(p.jacobian_norm, norms.mean(axis=0), rtol=1e-10)
 
@@ -159,9 +129,7 @@ def test_spectral_norm_equals_matrix_norm() -> None:
     M = torch.randn(20, 7, 7, dtype=F64, generator=torch.Generator().manual_seed(0))
     expected = torch.linalg.matrix_norm(M, ord=2)
     for scale in (1.0, 1e-250, 1e250):
-        torch.testing.assert_close(
-            gf._spectral_norm(M * scale), expected * scale, rtol=1e-13, atol=0
-        )
+        torch.testing.assert_close(spectral_norm(M * scale), expected * scale, rtol=1e-13, atol=0)
 
 
 # ----------------------------------------------------------------------------- the RNN bound
@@ -246,13 +214,13 @@ def lstm_setup(seed: int = 5, T: int = 12, B: int = 3, I: int = 3, H: int = 8): 
 
 
 def autograd_dc_dc(layer, x, tr, t: int, b: int) -> torch.Tensor:  # noqa: ANN001
-    """dc_t/dc_{t-1} (H, H) by autograd through one step with h_{t-1} = o_{t-1} tanh(c_{t-1});
-    t is the 0-based index of the step (t >= 1)."""
-    W_ih, W_hh, b_ih, b_hh = (q.detach() for q in layer.all_weights[0])
+    """dc_t/dc_{t-1} (H, H) by autograd through one reference step with
+    h_{t-1} = o_{t-1} tanh(c_{t-1}); t is the 0-based index of the step (t >= 1)."""
+    weights = [q.detach() for q in reference_weights(layer, 0, 0)]
 
     def step(c_prev: torch.Tensor) -> torch.Tensor:  # (H,) -> (H,)
         h_prev = tr.o[t - 1, b] * torch.tanh(c_prev)
-        return lstm_step(W_ih, W_hh, b_ih + b_hh, x[t, b], h_prev, c_prev)[1]
+        return reference_step(x[t, b], h_prev, c_prev, *weights, None)[1]
 
     torch.testing.assert_close(step(tr.c[t - 1, b]), tr.c[t, b], rtol=1e-14, atol=1e-14)
     return torch.autograd.functional.jacobian(step, tr.c[t - 1, b])  # (H, H)

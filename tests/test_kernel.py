@@ -13,15 +13,17 @@ from unittest import mock
 
 import pytest
 import torch
+from conftest import forward_backward
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
 import vanishing
-from vanishing import kernel
+from vanishing.nn import kernel
+from vanishing.nn.activations import NAMES
+from vanishing.nn.lstm import lstm_local_factors
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
-TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
 
 
 @pytest.fixture(autouse=True)
@@ -40,30 +42,9 @@ def built() -> None:
 
 
 def run(layer: torch.nn.Module, x: Tensor, hx: object, use_kernel: bool, seed: int) -> dict:
-    """Forward and backward of layer with the kernel on or off; every result by name."""
+    """conftest.forward_backward with the kernel on or off."""
     kernel.set_enabled(use_kernel)
-    layer.zero_grad(set_to_none=True)
-    x = x.detach().clone().requires_grad_(True)
-    if isinstance(hx, tuple):
-        hx = tuple(h.detach().clone().requires_grad_(True) for h in hx)
-    elif hx is not None:
-        hx = hx.detach().clone().requires_grad_(True)
-    out, final = layer(x, hx)
-    finals = final if isinstance(final, tuple) else (final,)
-    gen = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
-    for f in finals:
-        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    loss.backward()
-    result = {"out": out, "x.grad": x.grad}
-    result.update({f"final{k}": f for k, f in enumerate(finals)})
-    states = hx if isinstance(hx, tuple) else (hx,) if hx is not None else ()
-    result.update({f"hx{k}.grad": h.grad for k, h in enumerate(states)})
-    result.update({f"{n}.grad": p.grad for n, p in layer.named_parameters()})
-    for k, trace in enumerate(layer.traces):
-        for field in TRACE_FIELDS:
-            result[f"trace{k}.{field}"] = getattr(trace, field)
-    return result
+    return forward_backward(layer, x, hx, seed=seed)
 
 
 def assert_same(a: dict, b: dict, dtype: torch.dtype) -> None:
@@ -208,3 +189,23 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1, messages
     assert "simulated: no C++ compiler" in messages[0] and "reference path" in messages[0]
+
+
+def test_kernel_nonlinearity_table_is_pythons(built: None) -> None:
+    """bptt.cpp mirrors nn/activations.py's table under the same names, in the same order."""
+    assert kernel.nonlinearities() == list(NAMES)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kernel_local_factors_are_pythons(built: None, dtype: torch.dtype) -> None:
+    """bptt.cpp's lstm_local_factors (used in its backward loop) equals nn/lstm.py's."""
+    torch.manual_seed(3)
+    T, B, H = 7, 3, 13  # H: vector tails at widths 4, 8 and 16
+    gates = torch.cat(
+        (torch.rand(T, B, 2 * H), torch.rand(T, B, H) * 2 - 1, torch.rand(T, B, H)), dim=2
+    ).to(dtype)  # [i, f] in (0, 1), g in (-1, 1), o in (0, 1)
+    cs = (3 * torch.randn(T + 1, B, H)).to(dtype)
+    ours = kernel.lstm_local_factors(gates, cs)
+    python = lstm_local_factors(gates, cs[:-1], cs[1:])
+    for a, b in zip(ours, python, strict=True):
+        torch.testing.assert_close(a, b, rtol=TOL[dtype], atol=TOL[dtype])

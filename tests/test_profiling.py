@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from conftest import reference_state_grads
 from torch import nn
 
 import vanishing
 from vanishing import gradflow as gf
-from vanishing.profiling import LayerProfile, profile
+from vanishing.gradflow import LayerProfile, profile
 
 F64 = torch.float64
 
@@ -31,26 +34,6 @@ def mse(y: torch.Tensor) -> torch.Tensor:
     return (y - 1.0).pow(2).mean()
 
 
-def autograd_step_loop(model: LastStep, x: torch.Tensor):  # noqa: ANN201
-    """dE/dh_t, dE/dc_t (T, B, H) by retained gradients of a step loop of torch ops."""
-    lstm = model.lstm
-    W_ih, W_hh, b_ih, b_hh = (p.detach().clone().requires_grad_() for p in lstm.all_weights[0])
-    B, T, _ = x.shape
-    h = c = torch.zeros(B, lstm.hidden_size, dtype=F64)
-    hs, cs = [], []
-    for t in range(T):
-        i, f, g, o = (x[:, t] @ W_ih.t() + b_ih + h @ W_hh.t() + b_hh).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-        h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
-        h.retain_grad()
-        c.retain_grad()
-        hs.append(h)
-        cs.append(c)
-    W, b = (p.detach() for p in model.head.parameters())
-    mse(hs[-1] @ W.t() + b).backward()
-    return torch.stack([h.grad for h in hs]), torch.stack([c.grad for c in cs])
-
-
 def test_profile_torch_lstm_matches_autograd_and_leaves_model_unchanged() -> None:
     torch.manual_seed(0)
     model = LastStep()
@@ -62,7 +45,9 @@ def test_profile_torch_lstm_matches_autograd_and_leaves_model_unchanged() -> Non
     assert list(result) == ["lstm"]
     (lp,) = result["lstm"]
     assert isinstance(lp, LayerProfile) and (lp.name, lp.kind) == ("lstm", "LSTM")
-    dh, dc = autograd_step_loop(model, x)  # (T, B, H) each
+    twin = copy.deepcopy(model)  # the reference's gradients reach its parameters
+    grads = reference_state_grads(twin.lstm, x, lambda out: mse(twin.head(out[:, -1])))[(0, 0)]
+    dh, dc = grads["dh"], grads["dc"]  # (T, B, H) each, time order
     torch.testing.assert_close(lp.trace.dh, dh, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(lp.trace.dc, dc, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(lp.lags.dh_norm, dh.norm(dim=2).mean(dim=1).flip(0), rtol=1e-12)
@@ -125,3 +110,29 @@ def test_profile_errors() -> None:
         profile(nn.LSTM(2, 3), x, lambda out: out[0])
     with pytest.raises(TypeError, match="nn.Module"):
         profile(lambda x: x, x, lambda out: out.sum())
+
+
+def test_profile_details_measure_what_they_say() -> None:
+    torch.manual_seed(2)
+    model = LastStep(I=2, H=4)
+    x = torch.randn(3, 7, 2, dtype=F64)
+    norms, terms, exact = (profile(model, x, mse, detail=d)["lstm"][0] for d in gf.DETAILS)
+    assert norms.terms is None and norms.lags.method == "skipped"
+    assert np.isnan(norms.lags.jacobian_norm[1:]).all()
+    assert terms.terms is not None and terms.lags.method == "exact"  # H <= 64: exact anyway
+    np.testing.assert_array_equal(norms.lags.dc_norm, exact.lags.dc_norm)
+    np.testing.assert_allclose(terms.lags.jacobian_norm, exact.lags.jacobian_norm, rtol=1e-12)
+    with pytest.raises(ValueError, match="detail must be one of norms, terms, exact"):
+        profile(model, x, mse, detail="all")
+
+
+def test_profile_in_float64_casts_the_copy_and_the_inputs() -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential()
+    model.add_module("lstm", nn.LSTM(2, 3))  # float32
+    x = torch.randn(6, 2, 2)
+    (p32,) = profile(model, x, lambda out: out[0][-1].sum())["lstm"]
+    (p64,) = profile(model, x, lambda out: out[0][-1].sum(), dtype=F64)["lstm"]
+    assert p64.trace.h.dtype == F64 and p32.trace.h.dtype == torch.float32
+    assert model.lstm.weight_hh_l0.dtype == torch.float32  # the user's model is untouched
+    np.testing.assert_allclose(p64.lags.dc_norm, p32.lags.dc_norm, rtol=1e-5)

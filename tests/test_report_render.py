@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
-from test_demo import demo_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -38,8 +37,10 @@ def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_report_renders_with_visible_figures(tmp_path_factory: pytest.TempPathFactory) -> None:
-    _, run_dir = demo_run(tmp_path_factory)
+def test_report_renders_with_visible_figures(
+    quick_demo: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, run_dir = quick_demo
     tmp = tmp_path_factory.mktemp("chromium")
     url = (run_dir / "report.html").resolve().as_uri()
     shot = tmp / "report.png"

@@ -244,3 +244,24 @@ def test_no_traces_when_record_is_off(kind):
     out, _ = layer(x, hx)
     out.sum().backward()
     assert layer.traces == []
+
+
+def test_select_keeps_the_chosen_sequences_of_every_field():
+    layer = make_layer("lstm", None, I, H, record=True)
+    x, hx = make_inputs(layer, T, B)
+    out, _ = layer(x, hx)
+    out.sum().backward()
+    full = layer.traces[0]
+    part = full.select(slice(1, 3))
+    for field in ("h", "c", "i", "f", "g", "o", "dh", "dc"):
+        torch.testing.assert_close(getattr(part, field), getattr(full, field)[:, 1:3])
+    torch.testing.assert_close(part.h0, full.h0[1:3])
+    torch.testing.assert_close(part.c0, full.c0[1:3])
+    assert (part.layer, part.direction, part.mode) == (full.layer, full.direction, "LSTM")
+
+
+def test_trace_mode_is_the_layers():
+    for kind in ALL_KINDS:
+        layer = make_layer(*kind, I, H, record=True)
+        layer(make_inputs(layer, T, B)[0])
+        assert layer.traces[0].mode == layer.mode

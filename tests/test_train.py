@@ -74,24 +74,45 @@ def test_learning_reduces_the_loss() -> None:
     assert h.test_mse[-1] < 0.5 * h.test_mse[0]
 
 
-def test_clipping_bounds_the_gradient_norm() -> None:
-    from vanishing import gradflow
+def test_clipping_bounds_the_gradient_norm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vanishing.gradflow import clip_grad_norm_
+    from vanishing.train import loop
 
     seen = []
-    original = gradflow.clip_grad_norm_
 
     def spy(parameters, threshold):  # noqa: ANN001, ANN202
         params = list(parameters)
-        norm = original(params, threshold)
+        norm = clip_grad_norm_(params, threshold)
         after = torch.sqrt(sum((p.grad**2).sum() for p in params)).item()
         seen.append((norm, after))
         return norm
 
-    gradflow.clip_grad_norm_ = spy
-    try:
-        config = TrainConfig(steps=3, batch=4, T=5, eval_every=3, test_size=8, clip=1e-3)
-        train({"m": make("rnn")}, config, progress=False)
-    finally:
-        gradflow.clip_grad_norm_ = original
+    monkeypatch.setattr(loop, "clip_grad_norm_", spy)
+    config = TrainConfig(steps=3, batch=4, T=5, eval_every=3, test_size=8, clip=1e-3)
+    train({"m": make("rnn")}, config, progress=False)
     assert len(seen) == 3
     assert all(after <= 1e-3 * (1 + 1e-5) for _, after in seen)
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_flush_denormal_restores_the_setting_it_found(before: bool) -> None:
+    from vanishing.train import flush_denormal
+    from vanishing.train.runtime import flush_denormal_enabled
+
+    torch.set_flush_denormal(before)
+    try:
+        assert flush_denormal_enabled() is before
+        with flush_denormal():
+            assert flush_denormal_enabled()
+            assert torch.tensor(1e-320, dtype=torch.float64).mul(1.0).item() == 0.0
+        assert flush_denormal_enabled() is before
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_run_folders_are_new_each_time(tmp_path) -> None:  # noqa: ANN001
+    from vanishing.train import make_run_dir
+
+    first, second = make_run_dir(tmp_path / "a", "demo"), make_run_dir(tmp_path / "a", "demo")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.startswith("demo-") and second.name.startswith(first.name)

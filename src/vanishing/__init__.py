@@ -2,23 +2,25 @@
 
 RNN and LSTM layers that are drop-in replacements for torch.nn.RNN / torch.nn.LSTM, with the
 backward pass written out by hand (backpropagation through time) and per-step states and
-gradients on request; measurements of the gradient flow through them.
+gradients on request (`vanishing.nn`); measurements of the gradient flow through them
+(`vanishing.gradflow`). docs/architecture.md maps the sub-packages.
 """
 
+from vanishing import gradflow
 from vanishing.gradflow import (
     LagProfile,
+    LayerProfile,
     LSTMTerms,
     clip_grad_norm_,
     gradient_horizon,
     lag_profile,
     lstm_jacobians,
     lstm_terms,
+    profile,
     rnn_bound,
     scale_recurrent_,
 )
-from vanishing.layers import LSTM, RNN
-from vanishing.profiling import LayerProfile, profile
-from vanishing.trace import Recording, Trace, record
+from vanishing.nn import LSTM, RNN, Recording, Trace, record
 
 __all__ = [
     "LSTM",
@@ -29,6 +31,7 @@ __all__ = [
     "Recording",
     "Trace",
     "clip_grad_norm_",
+    "gradflow",
     "gradient_horizon",
     "lag_profile",
     "lstm_jacobians",

@@ -1,4 +1,4 @@
-// Compiled time loops of rnn_bptt.py and lstm_bptt.py: same equations, same buffers.
+// Compiled time loops of nn/rnn.py and nn/lstm.py: same equations, same buffers, same names.
 //
 // Python (kernel/__init__.py) allocates every buffer and does the all-steps GEMMs (input
 // projection W_ih x_t + b before the loop, weight gradients after it); these functions run
@@ -18,11 +18,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -213,6 +215,28 @@ void check(std::initializer_list<Named> tensors, const Tensor& like) {
 }
 
 // ---------------------------------------------------------------------------------------
+// lstm_local_factors of nn/lstm.py, for n <= Vec::size() units of one step and sequence: the
+// factors of the backward step that depend on the forward pass only,
+//   dc_dh = o tanh'(c_t)                        from dL/dh_t to dL/dc_t
+//   dz    = [g sigma'(z_i), c_{t-1} sigma'(z_f), i tanh'(z_g), tanh(c_t) sigma'(z_o)]
+// (the first three from dL/dc_t, the last from dL/dh_t, to dL/dz_t). tanh_c = tanh(c_t).
+
+template <typename scalar_t>
+struct LocalFactors {
+  Vec<scalar_t> dc_dh, dz_i, dz_f, dz_g, dz_o;
+};
+
+template <typename scalar_t>
+inline LocalFactors<scalar_t> lstm_local_factors(const Vec<scalar_t>& i, const Vec<scalar_t>& f,
+                                                 const Vec<scalar_t>& g, const Vec<scalar_t>& o,
+                                                 const Vec<scalar_t>& c_prev,
+                                                 const Vec<scalar_t>& tanh_c) {
+  const Vec<scalar_t> one(1);
+  return {o * (one - tanh_c * tanh_c), g * (i * (one - i)), c_prev * (f * (one - f)),
+          i * (one - g * g), tanh_c * (o * (one - o))};
+}
+
+// ---------------------------------------------------------------------------------------
 // LSTM forward, t = 1 .. T:
 //   [z_i, z_f, z_g, z_o] = (W_ih x_t + b) + h_{t-1} W_hh^T        gates_t (B, 4H)
 //   i = sigma(z_i)  f = sigma(z_f)  g = tanh(z_g)  o = sigma(z_o)  (written over gates_t)
@@ -283,17 +307,16 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
       const scalar_t *cpb = c_prev + b * H, *cb = c_t + b * H, *dob = dout_t + b * H;
       scalar_t *dhnb = dhn + b * H, *dcnb = dcn + b * H, *dhb = dh_t + b * H, *dcb = dc_t + b * H;
       scalar_t* dzb = dz_t + b * G;
-      const Vec<scalar_t> one(1);
       over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
         auto i = load(ib + j, n), f = load(fb + j, n), g = load(gb + j, n), o = load(ob + j, n);
-        auto tanh_c = tanh(load(cb + j, n));
+        const auto k = lstm_local_factors(i, f, g, o, load(cpb + j, n), tanh(load(cb + j, n)));
         auto dh_v = load(dob + j, n) + load(dhnb + j, n);
-        auto dc_v = load(dcnb + j, n) + dh_v * (o * (one - tanh_c * tanh_c));
+        auto dc_v = load(dcnb + j, n) + dh_v * k.dc_dh;
         store(dh_v, dhb + j, n), store(dc_v, dcb + j, n);
-        store(dc_v * (g * (i * (one - i))), dzb + j, n);
-        store(dc_v * (load(cpb + j, n) * (f * (one - f))), dzb + H + j, n);
-        store(dc_v * (i * (one - g * g)), dzb + 2 * H + j, n);
-        store(dh_v * (tanh_c * (o * (one - o))), dzb + 3 * H + j, n);
+        store(dc_v * k.dz_i, dzb + j, n);
+        store(dc_v * k.dz_f, dzb + H + j, n);
+        store(dc_v * k.dz_g, dzb + 2 * H + j, n);
+        store(dh_v * k.dz_o, dzb + 3 * H + j, n);
         store(dc_v * f, dcnb + j, n);
       });
     });
@@ -305,13 +328,33 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
 // RNN forward, t = 1 .. T:   z_t = (W_in x_t + b) + h_{t-1} W_hh^T,   h_t = act(z_t)
 // hs[1:] holds W_in x_t + b on entry and h_t on exit.
 
+// The nonlinearity table of nn/activations.py, mirrored under the same names (a test holds
+// the two equal): act(z), and act'(z) written through h = act(z).
 enum class Act { kTanh, kRelu, kSigmoid };
+constexpr std::array<std::pair<const char*, Act>, 3> kNonlinearities{
+    {{"tanh", Act::kTanh}, {"relu", Act::kRelu}, {"sigmoid", Act::kSigmoid}}};
 
 Act parse_act(const std::string& name) {
-  if (name == "tanh") return Act::kTanh;
-  if (name == "relu") return Act::kRelu;
-  TORCH_CHECK(name == "sigmoid", "unknown nonlinearity ", name);
-  return Act::kSigmoid;
+  for (const auto& [known, act] : kNonlinearities) {
+    if (name == known) return act;
+  }
+  TORCH_CHECK(false, "Unknown nonlinearity ", name);
+  return Act::kTanh;  // not reached
+}
+
+template <typename scalar_t>
+inline Vec<scalar_t> activation(Act act, const Vec<scalar_t>& z) {
+  if (act == Act::kTanh) return tanh(z);
+  if (act == Act::kSigmoid) return sigmoid(z);
+  return at::vec::clamp_min(z, Vec<scalar_t>(0));  // relu, NaN-propagating as torch's
+}
+
+template <typename scalar_t>
+inline Vec<scalar_t> activation_grad(Act act, const Vec<scalar_t>& h) {
+  const Vec<scalar_t> one(1), zero(0);
+  if (act == Act::kTanh) return one - h * h;
+  if (act == Act::kSigmoid) return h * (one - h);
+  return Vec<scalar_t>::blendv(zero, one, h > zero);  // relu: [h > 0]
 }
 
 template <typename scalar_t>
@@ -327,15 +370,7 @@ void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act) {
     over_batch(B, H, [&](int64_t b) {
       scalar_t* zb = z_t + b * H;
       over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        auto v = load(zb + j, n);
-        if (act == Act::kTanh) {
-          v = tanh(v);
-        } else if (act == Act::kSigmoid) {
-          v = sigmoid(v);
-        } else {
-          v = at::vec::clamp_min(v, Vec<scalar_t>(0));  // relu, NaN-propagating as torch's
-        }
-        store(v, zb + j, n);
+        store(activation(act, load(zb + j, n)), zb + j, n);
       });
     });
   }
@@ -360,20 +395,10 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
     scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
     over_batch(B, H, [&](int64_t b) {
       const int64_t o = b * H;
-      const Vec<scalar_t> one(1), zero(0);
       over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        auto hv = load(h_t + o + j, n);
         auto dh_v = load(dout_t + o + j, n) + load(dhn + o + j, n);
-        Vec<scalar_t> d;
-        if (act == Act::kTanh) {
-          d = one - hv * hv;
-        } else if (act == Act::kSigmoid) {
-          d = hv * (one - hv);
-        } else {
-          d = Vec<scalar_t>::blendv(zero, one, hv > zero);
-        }
         store(dh_v, dh_t + o + j, n);
-        store(dh_v * d, dz_t + o + j, n);
+        store(dh_v * activation_grad(act, load(h_t + o + j, n)), dz_t + o + j, n);
       });
     });
     gemm<scalar_t>(false, false, B, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
@@ -451,6 +476,42 @@ Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, co
   return dh_next;
 }
 
+// lstm_local_factors over every step at once, for the test that holds it equal to nn/lstm.py's:
+// gates (T, B, 4H) activations, cs (T+1, B, H) -> (dc_dh (T, B, H), dz (T, B, 4H)).
+std::tuple<Tensor, Tensor> lstm_local_factors_op(const Tensor& gates_in, const Tensor& cs_in) {
+  TORCH_CHECK(is_real(gates_in), "lstm_local_factors: float32 or float64 only");
+  const Tensor gates = gates_in.contiguous(), cs = cs_in.contiguous();
+  check({{&gates, "gates"}, {&cs, "cs"}}, gates);
+  const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2), G = 4 * H;
+  TORCH_CHECK(cs.sizes() == at::IntArrayRef({T + 1, B, H}) && gates.size(2) == G,
+              "lstm_local_factors: inconsistent shapes");
+  Tensor dc_dh = at::empty({T, B, H}, gates.options()), dz = at::empty_like(gates);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_local_factors", [&] {
+    const scalar_t *a = gates.data_ptr<scalar_t>(), *c = cs.data_ptr<scalar_t>();
+    scalar_t *k_p = dc_dh.data_ptr<scalar_t>(), *dz_p = dz.data_ptr<scalar_t>();
+    for (int64_t r = 0; r < T * B; ++r) {  // row r: step r / B, sequence r % B
+      const scalar_t *ib = a + r * G, *cpb = c + r * H, *cb = c + (r + B) * H;
+      scalar_t *kb = k_p + r * H, *dzb = dz_p + r * G;
+      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+        const auto k = lstm_local_factors(load(ib + j, n), load(ib + H + j, n),
+                                          load(ib + 2 * H + j, n), load(ib + 3 * H + j, n),
+                                          load(cpb + j, n), tanh(load(cb + j, n)));
+        store(k.dc_dh, kb + j, n);
+        store(k.dz_i, dzb + j, n), store(k.dz_f, dzb + H + j, n);
+        store(k.dz_g, dzb + 2 * H + j, n), store(k.dz_o, dzb + 3 * H + j, n);
+      });
+    }
+  });
+  return {dc_dh, dz};
+}
+
+// The names of the kernel's nonlinearity table, for the test that holds it equal to Python's.
+std::vector<std::string> nonlinearities() {
+  std::vector<std::string> names;
+  for (const auto& entry : kNonlinearities) names.emplace_back(entry.first);
+  return names;
+}
+
 // Tuning knobs, for measurements: "blas" 1 calls sgemm_/dgemm_ directly, 0 ATen's mm;
 // "parallel_gemm_flops" and "elementwise_grain" as in Blas. value < 0 only reads. Returns the
 // value in effect ("blas" reads 0 where the BLAS symbols were not found).
@@ -483,4 +544,6 @@ TORCH_LIBRARY(vanishing_bptt, m) {
       "Tensor(a!) dh, Tensor(b!) dz) -> Tensor",
       &rnn_backward);
   m.def("config(str key, int value) -> int", &config);
+  m.def("lstm_local_factors(Tensor gates, Tensor cs) -> (Tensor, Tensor)", &lstm_local_factors_op);
+  m.def("nonlinearities() -> str[]", &nonlinearities);
 }

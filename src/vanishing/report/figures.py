@@ -1,16 +1,12 @@
-"""Figures (matplotlib, Agg) and the self-contained HTML report of a demo run.
+"""Figures (matplotlib, Agg) of gradient flow and training: (a) to (d) of the reports.
 
 Every figure function takes plain numbers (LagProfiles, LSTMTerms, learning curves) and
-returns a matplotlib Figure; `write_report` embeds the PNGs as base64 in one HTML file that
-needs no network.
+returns a matplotlib Figure; `save_figure` writes it as PNG.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,9 +17,14 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vanishing.gradflow import LagProfile, LSTMTerms  # noqa: E402
+from vanishing.nn.activations import NAMES  # noqa: E402
 from vanishing.tasks import ADDING_BASELINE_MSE  # noqa: E402
 
-COLORS = {"sigmoid": "#d62728", "tanh": "#ff7f0e", "relu": "#8c564b", "lstm": "#1f77b4"}
+COLORS = {
+    **dict(zip(NAMES, ("#ff7f0e", "#8c564b", "#d62728"), strict=True)),  # tanh, relu, sigmoid
+    "lstm": "#1f77b4",
+}
+"""A fixed colour per model family, recognised in display names: each RNN activation, LSTM."""
 HEATMAP_FLOOR = -20.0  # log10 relative norms below this share the darkest colour
 
 
@@ -244,64 +245,4 @@ def save_figure(fig: Figure, path: Path) -> Path:
     """Write fig as PNG (110 dpi) and close it."""
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return path
-
-
-@dataclass
-class Section:
-    """One figure of the report: a title, its PNG and two or three sentences about it."""
-
-    title: str
-    png: Path
-    text: str
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-thead { background: #f0f0f0; }
-figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.95em; color: #333; margin-top: 0.4em; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-.meta { color: #555; font-size: 0.9em; }
-"""
-
-
-def write_report(
-    path: Path,
-    title: str,
-    intro: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    sections: Sequence[Section],
-    meta: str = "",
-) -> Path:
-    """One self-contained HTML page: intro, the results table, each figure with its text."""
-    esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        f"<p>{intro}</p>",
-        f'<table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
-    ]
-    for k, section in enumerate(sections):
-        data = base64.b64encode(Path(section.png).read_bytes()).decode("ascii")
-        parts += [
-            f'<h2 id="fig-{k}">{esc(section.title)}</h2>',
-            f'<figure><img alt="{esc(section.title)}" data-file="{esc(Path(section.png).name)}" '
-            f'src="data:image/png;base64,{data}">',
-            f"<figcaption>{section.text}</figcaption></figure>",
-        ]
-    if meta:
-        parts.append(f'<p class="meta">{meta}</p>')
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -21,7 +21,7 @@ Backward, for t = T .. 1, with dc_next, dh_next the gradients reaching c_t, h_t 
     dh_next = dz_t @ W_hh                dc_next = dc_t * f_t
 
 The factors multiplying dc_t and dh_t above depend on the forward pass only, so they are
-computed for all steps at once before the loop (`local_derivatives`); they are the diagonal
+computed for all steps at once before the loop (`lstm_local_factors`); they are the diagonal
 factors of the article's terms A_t, C_t, D_t (eq. 6). The weight gradients are one GEMM
 over all steps at the end: dW_hh = sum_t dz_t^T h_{t-1}, dW_ih = sum_t dz_t^T x_t.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vanishing.rnn_bptt import project_input, weight_gradients
+from vanishing.nn.projection import project_input, weight_gradients
 
 
 @dataclass
@@ -98,21 +98,24 @@ def lstm_forward(
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
 
 
-def local_derivatives(cache: LSTMCache) -> tuple[Tensor, Tensor]:
-    """The forward-only factors of the backward step, for all steps at once.
+def lstm_local_factors(gates: Tensor, c_prev: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The factors of the backward step that depend on the forward pass only, any steps.
 
-    Returns dc_dh (T, B, H) = o_t tanh'(c_t), the factor from dL/dh_t to dL/dc_t, and
-    dz (T, B, 4H) = [g_t sigma'(z_i), c_{t-1} sigma'(z_f), i_t tanh'(z_g), tanh(c_t) sigma'(z_o)],
+    gates (..., 4H): activations [i_t, f_t, g_t, o_t]; c_prev, c (..., H): c_{t-1}, c_t.
+    Returns dc_dh (..., H) = o_t tanh'(c_t), the factor from dL/dh_t to dL/dc_t, and
+    dz (..., 4H) = [g_t sigma'(z_i), c_{t-1} sigma'(z_f), i_t tanh'(z_g), tanh(c_t) sigma'(z_o)],
     the factors from dL/dc_t (first three blocks) and dL/dh_t (last block) to dL/dz_t.
+    They are also the diagonal factors of the article's A_t, C_t, D_t (eq. 6): left, the
+    first three blocks of dz at step t; right, dc_dh at step t-1 (`vanishing.gradflow`).
+    The kernel computes the same factors inside its loop under the same name (`bptt.cpp`).
     """
-    i, f, g, o = cache.gates.chunk(4, 2)  # (T, B, H) each
-    c_prev, c = cache.cs[:-1], cache.cs[1:]  # (T, B, H) each
-    tanh_c = torch.tanh(c)  # (T, B, H)
-    dc_dh = o * (1.0 - tanh_c * tanh_c)  # (T, B, H)
+    i, f, g, o = gates.chunk(4, -1)  # (..., H) each
+    tanh_c = torch.tanh(c)  # (..., H)
+    dc_dh = o * (1.0 - tanh_c * tanh_c)  # (..., H)
     dz = torch.cat(
         (g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g), tanh_c * o * (1.0 - o)),
-        dim=2,
-    )  # (T, B, 4H)
+        dim=-1,
+    )  # (..., 4H)
     return dc_dh, dz
 
 
@@ -129,7 +132,7 @@ def lstm_step_backward(
 ) -> tuple[Tensor, Tensor]:
     """One reverse step; writes dh_t, dc_t (B, H) and dz_t (B, 4H), returns (dh_next, dc_next).
 
-    dz_t holds the local factors of `local_derivatives` on entry and dL/dz_t on exit.
+    dz_t holds the local factors of `lstm_local_factors` on entry and dL/dz_t on exit.
     """
     H = dh_t.shape[1]
     torch.add(dout_t, dh_next, out=dh_t)  # (B, H) dL/dh_t
@@ -150,7 +153,7 @@ def lstm_backward(
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    dc_dh, dz = local_derivatives(cache)  # (T, B, H), (T, B, 4H)
+    dc_dh, dz = lstm_local_factors(cache.gates, cache.cs[:-1], cache.cs[1:])  # (T,B,H), (T,B,4H)
     f = cache.gates[:, :, H : 2 * H]  # (T, B, H)
     dh = torch.empty_like(dc_dh)  # (T, B, H) dL/dh_t
     dc = torch.empty_like(dc_dh)  # (T, B, H) dL/dc_t

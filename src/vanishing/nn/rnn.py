@@ -14,7 +14,7 @@ Backward (article eq. 2: dh_t/dh_{t-1} = diag(act'(z_t)) W_rec), for t = T .. 1:
     dz_t  = dh_t * act'(z_t)
     dh_next = dz_t @ W_rec                            becomes dh_{t-1}'s recurrent part
 
-act'(z_t) is written through the output: sigmoid h(1-h), tanh 1-h^2, relu [h>0].
+act and act'(z_t) (written through the output h_t) come from `activations.NONLINEARITIES`.
 The weight gradients are one GEMM over all steps at the end:
 dW_rec = sum_t dz_t^T h_{t-1}, dW_in = sum_t dz_t^T x_t, db = sum_t dz_t, dx_t = dz_t @ W_in.
 """
@@ -26,30 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
-
-
-def activation_(z: Tensor, nonlinearity: str) -> Tensor:
-    """act(z) in place."""
-    if nonlinearity == "tanh":
-        return z.tanh_()
-    if nonlinearity == "sigmoid":
-        return z.sigmoid_()
-    return z.relu_()
-
-
-def activation_grad(h: Tensor, nonlinearity: str) -> Tensor:
-    """act'(z) written through h = act(z); every shape."""
-    if nonlinearity == "tanh":
-        return 1.0 - h * h
-    if nonlinearity == "sigmoid":
-        return h * (1.0 - h)
-    return (h > 0).to(h.dtype)
-
-
-def activation_grad_bound(nonlinearity: str) -> float:
-    """gamma = sup |act'|: 1/4 for sigmoid, 1 for tanh and relu (Pascanu et al. 2013)."""
-    return 0.25 if nonlinearity == "sigmoid" else 1.0
+from vanishing.nn.activations import activation_, activation_grad
+from vanishing.nn.projection import project_input, weight_gradients
 
 
 @dataclass
@@ -61,33 +39,6 @@ class RNNCache:
     W_ih: Tensor  # (H, I)
     W_hh: Tensor  # (H, H)
     nonlinearity: str
-
-
-def project_input(x: Tensor, W_ih: Tensor, b: Tensor | None, out: Tensor) -> Tensor:
-    """out (T*B, G) = x (T, B, I) @ W_ih^T (I, G) + b: all steps' input terms in one GEMM."""
-    x2 = x.reshape(-1, x.shape[-1])  # (T*B, I)
-    if b is None:
-        return torch.mm(x2, W_ih.t(), out=out)
-    return torch.addmm(b, x2, W_ih.t(), out=out)
-
-
-def weight_gradients(
-    dz: Tensor, x: Tensor, hs: Tensor, W_ih: Tensor, need_dx: bool
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
-    """The all-steps GEMMs of backward, from dz = dL/dz_t (T, B, G).
-
-    Returns (dx (T, B, I) or None, dW_ih (G, I), dW_hh (G, H), db (G,)):
-    dW_hh = sum_t dz_t^T h_{t-1}, dW_ih = sum_t dz_t^T x_t, db = sum_t dz_t, dx_t = dz_t W_ih.
-    """
-    T, B, G = dz.shape
-    dz2 = dz.reshape(T * B, G)  # (T*B, G)
-    x2 = x.reshape(T * B, -1)  # (T*B, I)
-    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, -1)  # (G, H)
-    # (x^T dz)^T, not dz^T x: with a small I, MKL ran the latter 5 - 10x slower (measured).
-    dW_ih = (x2.t() @ dz2).t().contiguous()  # (G, I)
-    db = dz2.sum(0)  # (G,)
-    dx = (dz2 @ W_ih).view(T, B, -1) if need_dx else None  # (T, B, I)
-    return dx, dW_ih, dW_hh, db
 
 
 def rnn_step_forward(z_t: Tensor, h_prev: Tensor, W_hhT: Tensor, nonlinearity: str) -> Tensor:

@@ -3,7 +3,7 @@
 The model is deep-copied, every torch.nn.RNN / torch.nn.LSTM in the copy is swapped for the
 vanishing layer with the same configuration and state dict (vanishing layers are kept, GRU
 and the rest are left alone), the copy runs forward and backward with recording on, and each
-recorded layer and direction is measured with `vanishing.gradflow`. The user's model, its
+recorded layer and direction is measured (`lags.py`, `terms.py`). The user's model, its
 parameters and their .grad are not touched.
 """
 
@@ -12,21 +12,33 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
-from vanishing.gradflow import LagProfile, LSTMTerms, lag_profile, lstm_terms
-from vanishing.layers import LSTM, RNN
-from vanishing.trace import Trace, record, recordable_layers
+from vanishing.gradflow.lags import LagProfile, lag_profile
+from vanishing.gradflow.terms import LSTMTerms, lstm_terms
+from vanishing.nn import LSTM, RNN, Trace, record, recordable_layers
+from vanishing.nn.naming import is_lstm
+
+Detail = Literal["norms", "terms", "exact"]
+DETAILS: tuple[str, ...] = ("norms", "terms", "exact")
+"""How much `profile` measures, cheapest first:
+'norms': per-lag gradient norms, horizon and (RNN) bound, read from the recording;
+'terms': also the Jacobian-product norms and the LSTM's four terms A_t, B_t, C_t, D_t;
+'exact': as 'terms', with exact spectral norms of the products at every hidden size."""
 
 
 @dataclass
 class LayerProfile:
     """Measurements of one layer and direction: name in module.named_modules(), kind
-    ('RNN' | 'LSTM'), the recorded trace, the lag profile and (LSTM) the four terms."""
+    ('RNN' | 'LSTM'), the measured layer (in the profiled copy) and its recorded trace, the
+    lag profile and (LSTM, detail 'terms' or 'exact') the four terms."""
 
     name: str
     kind: str
+    layer: nn.Module
     trace: Trace
     lags: LagProfile
     terms: LSTMTerms | None
@@ -48,7 +60,7 @@ def _vanishing_twin(m: nn.Module) -> nn.Module:
         device=W.device,
         dtype=W.dtype,
     )
-    if isinstance(m, nn.LSTM):
+    if is_lstm(m):
         twin = LSTM(m.input_size, m.hidden_size, **config)
     else:
         twin = RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **config)
@@ -79,10 +91,18 @@ def swap_layers(model: nn.Module) -> nn.Module:
     return model
 
 
-def _detached(inputs: object) -> tuple:
-    """inputs as a tuple of positional arguments, tensors detached (their .grad untouched)."""
+def _arguments(inputs: object, dtype: torch.dtype | None) -> tuple:
+    """inputs as a tuple of positional arguments, tensors detached (their .grad untouched)
+    and, with dtype, floating-point tensors cast to it."""
     args = inputs if isinstance(inputs, tuple) else (inputs,)
-    return tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+
+    def prepare(a: object) -> object:
+        if not isinstance(a, Tensor):
+            return a
+        a = a.detach()
+        return a.to(dtype) if dtype is not None and a.is_floating_point() else a
+
+    return tuple(prepare(a) for a in args)
 
 
 def profile(
@@ -90,19 +110,28 @@ def profile(
     inputs: Tensor | tuple,
     loss_fn: Callable[[object], Tensor],
     fraction: float = 1e-3,
+    *,
+    detail: Detail = "terms",
+    dtype: torch.dtype | None = None,
 ) -> dict[str, list[LayerProfile]]:
     """Gradient flow of every recurrent layer of module for one batch and loss.
 
     Runs loss_fn(copy(*inputs)).backward() on a copy with vanishing layers (inputs: a tensor
     or a tuple of positional arguments) and returns {name in module.named_modules():
-    [LayerProfile per layer * direction]}. The lag profile reads dE_k/dh_t as measured, so it
+    [LayerProfile per layer * direction]}. detail: 'norms', 'terms' or 'exact' (`DETAILS`).
+    dtype: run the copy and the floating-point inputs in this dtype (float64 resolves
+    norms far below float32's range). The lag profile reads dE_k/dh_t as measured, so it
     is the article's quantity when the loss depends on the last step k = T only. If a layer
     runs several times in one forward, its last call is measured. Train/eval mode is kept
     (dropout between stacked layers acts in train mode).
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
     model = swap_layers(copy.deepcopy(module))
+    if dtype is not None:
+        model = model.to(dtype)
     layers = recordable_layers(model)
     if not layers:
         raise ValueError(
@@ -112,29 +141,33 @@ def profile(
     for p in model.parameters():
         p.grad = None
     with record(model):
-        loss = loss_fn(model(*_detached(inputs)))
+        loss = loss_fn(model(*_arguments(inputs, dtype)))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError("loss_fn must return a tensor with a single element (the loss)")
         loss.backward()
     result: dict[str, list[LayerProfile]] = {}
     for name, layer in layers.items():
-        kind = "LSTM" if isinstance(layer, LSTM) else "RNN"
         for trace in layer.traces:
             if trace.dh is None:
                 raise ValueError(
                     f"layer {name!r} ({trace.name}) received no gradient from the loss"
                 )
+        lstm = is_lstm(layer)
         result[name] = [
             LayerProfile(
                 name=name,
-                kind=kind,
+                kind="LSTM" if lstm else "RNN",
+                layer=layer,
                 trace=trace,
-                lags=lag_profile(layer, trace, fraction),
-                terms=lstm_terms(layer, trace) if kind == "LSTM" else None,
+                lags=lag_profile(
+                    layer,
+                    trace,
+                    fraction,
+                    exact_max_hidden=layer.hidden_size if detail == "exact" else 64,
+                    jacobian=detail != "norms",
+                ),
+                terms=lstm_terms(layer, trace) if lstm and detail != "norms" else None,
             )
             for trace in layer.traces
         ]
     return result
-
-
-__all__ = ["LayerProfile", "profile", "swap_layers"]

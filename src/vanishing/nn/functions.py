@@ -1,4 +1,4 @@
-"""torch.autograd.Functions whose backward is the hand-derived BPTT of rnn_bptt / lstm_bptt.
+"""torch.autograd.Functions whose backward is the hand-derived BPTT of `rnn.py` / `lstm.py`.
 
 One call runs one layer in one direction over x (T, B, I), already in processing order
 (the layer flips it for the reverse direction). With `traces` a list, the call appends a
@@ -14,8 +14,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from vanishing import kernel, lstm_bptt, rnn_bptt
-from vanishing.trace import in_time_order, lstm_trace, rnn_trace
+from vanishing.nn import kernel, lstm, rnn
+from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
+from vanishing.nn.naming import flip_time
+from vanishing.nn.trace import lstm_trace, rnn_trace
 
 
 def _impl(x: Tensor, reference: Any) -> Any:
@@ -44,12 +46,12 @@ class RNNFunction(torch.autograd.Function):
         layer: int,
         direction: int,
     ) -> tuple[Tensor, Tensor]:
-        ctx.impl = _impl(x, rnn_bptt)
+        ctx.impl = _impl(x, rnn)
         hs, cache = ctx.impl.rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity)
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
         ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
         if traces is not None:
-            ctx.trace = rnn_trace(layer, direction, hs)
+            ctx.trace = rnn_trace(layer, direction, lookup_nonlinearity(nonlinearity).mode, hs)
             traces.append(ctx.trace)
         return hs[1:], hs[-1].clone()
 
@@ -61,7 +63,7 @@ class RNNFunction(torch.autograd.Function):
             dout, dh_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
         if ctx.trace is not None:
-            ctx.trace.dh = in_time_order(dh, ctx.trace.direction)
+            ctx.trace.dh = flip_time(dh, ctx.trace.direction)
         db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
         return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None, None
 
@@ -83,7 +85,7 @@ class LSTMFunction(torch.autograd.Function):
         layer: int,
         direction: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        ctx.impl = _impl(x, lstm_bptt)
+        ctx.impl = _impl(x, lstm)
         hs, cs, cache = ctx.impl.lstm_forward(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh))
         ctx.cache, ctx.trace, ctx.has_bias = cache, None, b_ih is not None
         ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
@@ -100,7 +102,7 @@ class LSTMFunction(torch.autograd.Function):
             dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
         )
         if ctx.trace is not None:
-            ctx.trace.dh = in_time_order(dh, ctx.trace.direction)
-            ctx.trace.dc = in_time_order(dc, ctx.trace.direction)
+            ctx.trace.dh = flip_time(dh, ctx.trace.direction)
+            ctx.trace.dc = flip_time(dc, ctx.trace.direction)
         db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
         return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, None, None, None

@@ -1,4 +1,4 @@
-"""Compiled CPU kernel: the time loops of rnn_bptt / lstm_bptt in C++ (`bptt.cpp`).
+"""Compiled CPU kernel: the time loops of `nn/rnn.py` / `nn/lstm.py` in C++ (`bptt.cpp`).
 
 Same functions, signatures and cache dataclasses as the reference, so traces and everything
 else are unchanged; per step one BLAS GEMM and one fused, vectorised elementwise pass instead
@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vanishing.lstm_bptt import LSTMCache, lstm_buffers
-from vanishing.rnn_bptt import RNNCache, rnn_buffers, weight_gradients
+from vanishing.nn.lstm import LSTMCache, lstm_buffers
+from vanishing.nn.projection import weight_gradients
+from vanishing.nn.rnn import RNNCache, rnn_buffers
 
 SOURCE = Path(__file__).with_name("bptt.cpp")
 DTYPES = (torch.float32, torch.float64)
@@ -136,10 +137,22 @@ def config(key: str, value: int = -1) -> int:
     return int(_loaded().config(key, value))
 
 
+def nonlinearities() -> list[str]:
+    """The names in the kernel's nonlinearity table (to hold equal to activations.NAMES)."""
+    return list(_loaded().nonlinearities())
+
+
+def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
+    """The kernel's lstm_local_factors over all steps: gates (T, B, 4H), cs (T+1, B, H) ->
+    (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""
+    dc_dh, dz = _loaded().lstm_local_factors(gates, cs)
+    return dc_dh, dz
+
+
 def rnn_forward(
     x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
 ) -> tuple[Tensor, RNNCache]:
-    """As rnn_bptt.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
+    """As rnn.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
     hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
     _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity)  # h_t = act(. + W_hh h_{t-1})
     return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
@@ -148,7 +161,7 @@ def rnn_forward(
 def rnn_backward(
     dout: Tensor, dh_n: Tensor, cache: RNNCache, need_dx: bool = True
 ) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """As rnn_bptt.rnn_backward: (dx or None, dh0, dW_ih, dW_hh, db, dh (T, B, H))."""
+    """As rnn.rnn_backward: (dx or None, dh0, dW_ih, dW_hh, db, dh (T, B, H))."""
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[0]
@@ -164,7 +177,7 @@ def rnn_backward(
 def lstm_forward(
     x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
 ) -> tuple[Tensor, Tensor, LSTMCache]:
-    """As lstm_bptt.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
+    """As lstm.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
     hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
     _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous())  # the time loop; gates -> [i, f, g, o]
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
@@ -173,7 +186,7 @@ def lstm_forward(
 def lstm_backward(
     dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, need_dx: bool = True
 ) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """As lstm_bptt.lstm_backward: (dx or None, dh0, dc0, dW_ih, dW_hh, db, dh, dc)."""
+    """As lstm.lstm_backward: (dx or None, dh0, dc0, dW_ih, dW_hh, db, dh, dc)."""
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[1]

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vanishing.functions import LSTMFunction, RNNFunction
-from vanishing.rnn_bptt import NONLINEARITIES
-from vanishing.trace import Trace
-from vanishing.validate import check_input, check_state
+from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
+from vanishing.nn.functions import LSTMFunction, RNNFunction
+from vanishing.nn.naming import PARAMETERS, flip_time, suffix
+from vanishing.nn.trace import Trace
+from vanishing.nn.validate import check_input, check_state
 
 
 class RecurrentBase(nn.Module):
@@ -88,15 +89,11 @@ class RecurrentBase(nn.Module):
         for layer in range(num_layers):
             for direction in range(self.num_directions):
                 layer_input_size = input_size if layer == 0 else hidden_size * self.num_directions
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {
-                    "weight_ih": (gate_size, layer_input_size),
-                    "weight_hh": (gate_size, hidden_size),
-                }
+                shapes = [(gate_size, layer_input_size), (gate_size, hidden_size)]
                 if bias:
-                    shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
-                names = [name + suffix for name in shapes]
-                for name, shape in zip(names, shapes.values(), strict=True):
+                    shapes += [(gate_size,), (gate_size,)]
+                names = [name + suffix(layer, direction) for name in PARAMETERS[: len(shapes)]]
+                for name, shape in zip(names, shapes, strict=True):
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
@@ -135,11 +132,7 @@ class RecurrentBase(nn.Module):
 
     def _weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
         """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
-        suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        return tuple(
-            getattr(self, name + suffix, None)
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        )
+        return tuple(getattr(self, name + suffix(layer, direction), None) for name in PARAMETERS)
 
     def _prepare(self, input: Tensor, hx: tuple[Tensor | None, ...]) -> tuple[Tensor, bool, list]:
         """Check input and initial states; return x (T, B, I), batched, states (L*D, B, H)."""
@@ -161,16 +154,15 @@ class RecurrentBase(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                x_d = x.flip(0) if direction else x
                 out, *final = self._run_direction(
-                    x_d,
+                    flip_time(x, direction),
                     [s[k] for s in states],
                     self._weights(layer, direction),
                     traces,
                     layer,
                     direction,
                 )
-                outputs.append(out.flip(0) if direction else out)
+                outputs.append(flip_time(out, direction))
                 for store, f in zip(finals, final, strict=True):
                     store.append(f)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
@@ -218,10 +210,7 @@ class RNN(RecurrentBase):
         *,
         record: bool = False,
     ) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(
-                f"Unknown nonlinearity {nonlinearity!r}; expected one of {NONLINEARITIES}"
-            )
+        lookup_nonlinearity(nonlinearity)  # ValueError naming the choices
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size,
@@ -238,7 +227,7 @@ class RNN(RecurrentBase):
 
     @property
     def mode(self) -> str:
-        return {"tanh": "RNN_TANH", "relu": "RNN_RELU", "sigmoid": "RNN_SIGMOID"}[self.nonlinearity]
+        return lookup_nonlinearity(self.nonlinearity).mode
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

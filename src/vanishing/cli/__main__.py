@@ -1,0 +1,5 @@
+"""`python -m vanishing.cli`."""
+
+from vanishing.cli import app
+
+app()

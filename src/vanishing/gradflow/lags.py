@@ -1,0 +1,125 @@
+"""Gradient flow by time lag: per-lag gradient norms, Jacobian-product norms, bound, horizon.
+
+Reads one `Trace` (one layer and direction of a recorded forward and backward pass) and the
+layer's weights; nothing runs another backward pass. Float64 whatever the layer's dtype;
+results are numpy float64 arrays. The loss is E_k at the last processed step k = T; the
+"lag" of step t is k - t, so index 0 of a by-lag array is lag 0 (t = k) and index T - 1 is
+lag T - 1 (t = 1). Step Jacobians: `steps.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import Tensor, nn
+
+from vanishing.gradflow.spectral import product_norms_exact, product_norms_power, spectral_norm
+from vanishing.gradflow.steps import F64, check_trace, lstm_steps, processing, rnn_steps
+from vanishing.nn import Trace
+from vanishing.nn.activations import activation_grad_bound
+from vanishing.nn.naming import is_lstm
+
+
+@dataclass
+class LagProfile:
+    """Gradient flow of one layer and direction by lag k - t (index 0 = lag 0), k = T.
+
+    dh_norm[l]: batch mean of ||dE_k/dh_{k-l}||_2; dc_norm[l] the same for dE_k/dc_{k-l}
+    (LSTM; None for the RNN). jacobian_norm[l]: batch mean of the spectral norm of
+    prod_{j=k-l+1..k} dc_j/dc_{j-1} (RNN: dh_j/dh_{j-1}); 1 at lag 0. bound[l]: the RNN's
+    (gamma lambda_1)^l (None for the LSTM). horizon: gradient_horizon of dh_norm (RNN) or
+    dc_norm (LSTM). method: how jacobian_norm was computed, 'exact', 'power' or 'skipped'.
+    """
+
+    dh_norm: np.ndarray  # (T,)
+    dc_norm: np.ndarray | None  # (T,)
+    jacobian_norm: np.ndarray  # (T,)
+    bound: np.ndarray | None  # (T,)
+    horizon: int
+    method: str = "exact"
+
+    @property
+    def norm(self) -> np.ndarray:
+        """The curve the horizon is read from: dc_norm for the LSTM, dh_norm for the RNN."""
+        return self.dh_norm if self.dc_norm is None else self.dc_norm
+
+    def ratio_at(self, lag: int) -> float:
+        """norm[lag] / norm[0] of `norm` (dc for the LSTM, dh for the RNN)."""
+        n = self.norm
+        if not 0 <= lag < len(n):
+            raise ValueError(f"lag must be in [0, {len(n) - 1}], got {lag}")
+        return float(n[lag] / n[0])
+
+
+def gradient_horizon(norms: np.ndarray, fraction: float = 1e-3) -> int:
+    """Largest lag l with norms[l] >= fraction * norms[0]; 0 if norms[0] is 0 or not finite."""
+    n = np.asarray(norms, dtype=np.float64)
+    if n.ndim != 1 or n.size == 0:
+        raise ValueError(f"norms must be a non-empty 1-d array, got shape {n.shape}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if not (np.isfinite(n[0]) and n[0] > 0):
+        return 0
+    above = np.flatnonzero(n >= fraction * n[0])
+    return int(above[-1])
+
+
+def rnn_bound(W_hh: Tensor, nonlinearity: str, max_lag: int) -> np.ndarray:
+    """(gamma lambda_1)^l for l = 0 .. max_lag: shape (max_lag + 1,).
+
+    lambda_1 = largest singular value of W_hh; gamma = sup |act'| (`nn.activations`: 1/4
+    sigmoid, 1 tanh and relu). Bounds ||prod_{j=t+1..k} dh_j/dh_{j-1}||_2 for k - t = l
+    (Pascanu et al. 2013).
+    """
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    gamma = activation_grad_bound(nonlinearity)
+    lambda_1 = spectral_norm(W_hh.detach().to(F64)).item()
+    with np.errstate(over="ignore"):
+        return np.power(gamma * lambda_1, np.arange(max_lag + 1.0))
+
+
+def lag_profile(
+    layer: nn.Module,
+    trace: Trace,
+    fraction: float = 1e-3,
+    exact_max_hidden: int = 64,
+    iterations: int = 20,
+    *,
+    jacobian: bool = True,
+) -> LagProfile:
+    """Per-lag gradient norms and Jacobian-product norms of one recorded layer and direction.
+
+    The trace must come from a forward and a backward pass whose loss E_k depends on the
+    LAST step k = T only (e.g. a read-out of h_T): then trace.dh[t] = dE_k/dh_t. (With a
+    loss at every step, dh_norm is the norm of the summed gradient sum_k dE_k/dh_t.) No
+    further backward pass is run. Jacobian products: exact (H x H matrices, spectral norm)
+    for H <= exact_max_hidden, else `iterations` power-iteration steps on P^T P using
+    Jacobian-vector and vector-Jacobian products (a lower bound that converges from below).
+    jacobian=False skips them (jacobian_norm is NaN beyond lag 0, method 'skipped').
+    For the LSTM the product is of dc_j/dc_{j-1} = A_j + B_j + C_j + D_j (eq. 6), which holds
+    o_{j-1} fixed; dc_norm counts every path, including the one through the output gate.
+    """
+    check_trace(layer, trace)
+    if trace.dh is None:
+        raise ValueError("trace.dh is None: run backward through the recorded forward first")
+    lstm = is_lstm(layer)
+    d = trace.direction
+    dh = processing(trace.dh, d)  # (T, B, H)
+    T, B, H = dh.shape
+    dh_norm = dh.norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,) by lag
+    dc_norm = None
+    if lstm:
+        dc_norm = processing(trace.dc, d).norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,)
+    steps = lstm_steps(layer, trace) if lstm else rnn_steps(layer, trace)
+    if not jacobian:
+        jac, method = np.full(T, np.nan), "skipped"
+        jac[0] = 1.0
+    elif H <= exact_max_hidden:
+        jac, method = product_norms_exact(steps, T), "exact"
+    else:
+        jac, method = product_norms_power(steps, T, B, H, iterations), "power"
+    bound = None if lstm else rnn_bound(steps.W, layer.nonlinearity, T - 1)
+    horizon = gradient_horizon(dh_norm if dc_norm is None else dc_norm, fraction)
+    return LagProfile(dh_norm, dc_norm, jac, bound, horizon, method)
