@@ -1,0 +1,1 @@
+"""Applications of the layers: time series (timeseries/) and text (text/)."""

@@ -1,0 +1,60 @@
+"""Text classification data: reading labelled files, splits, tokens and vocabularies, the
+generated keyword texts, the fortunes corpus, and the TF-IDF + logistic-regression baseline.
+
+scikit-learn (the extra ``vanishing[text]``) is imported only when a baseline is fitted.
+"""
+
+from vanishing.apps.text.baseline import (
+    BaselineResult,
+    require_sklearn,
+    tfidf_baseline,
+    tfidf_logreg,
+)
+from vanishing.apps.text.errors import TextDataError
+from vanishing.apps.text.fortunes import FORTUNE_CATEGORIES, FORTUNES_DIR, load_fortunes
+from vanishing.apps.text.generated import CHANCE, KEYWORDS, KeywordTexts, keyword_texts
+from vanishing.apps.text.labelled import LabelledTexts
+from vanishing.apps.text.metrics import accuracy, macro_f1
+from vanishing.apps.text.reading import FORMATS, read_texts
+from vanishing.apps.text.split import Split, read_split, stratified_split
+from vanishing.apps.text.tokenize import LEVELS, normalise, tokenize
+from vanishing.apps.text.vocabulary import (
+    PAD_ID,
+    TRUNCATE,
+    UNK_ID,
+    TokenizerConfig,
+    Vocabulary,
+    pad_batch,
+)
+
+__all__ = [
+    "CHANCE",
+    "FORMATS",
+    "FORTUNES_DIR",
+    "FORTUNE_CATEGORIES",
+    "KEYWORDS",
+    "LEVELS",
+    "PAD_ID",
+    "TRUNCATE",
+    "UNK_ID",
+    "BaselineResult",
+    "KeywordTexts",
+    "LabelledTexts",
+    "Split",
+    "TextDataError",
+    "TokenizerConfig",
+    "Vocabulary",
+    "accuracy",
+    "keyword_texts",
+    "load_fortunes",
+    "macro_f1",
+    "normalise",
+    "pad_batch",
+    "read_split",
+    "read_texts",
+    "require_sklearn",
+    "stratified_split",
+    "tokenize",
+    "tfidf_baseline",
+    "tfidf_logreg",
+]
