@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/timeseries_baselines.py --compare    # + statsmodels SARIMAX / ETS
     .venv/bin/python benchmarks/timeseries_baselines.py --only forecast
 
-Forecasting: every model through `vanishing.apps.timeseries.protocol.evaluate` (one-step and
+Forecasting: every model through `apps.timeseries.forecast_protocol.evaluate` (one-step and
 multi-step, recursive and direct, RMSE and MAE) on the fixed splits of `series.py`. Fit time is
 the median of --repeats fits in this process, after one warm-up fit (numba compiles
 statsforecast's code on first use). `--compare` adds statsmodels' SARIMAX and ETSModel, each
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from vanishing.apps.timeseries.forecast_protocol import evaluate
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
-from vanishing.apps.timeseries.protocol import evaluate
 from vanishing.apps.timeseries.series import LOADERS, Series, load_series
 from vanishing.apps.timeseries.statistical import Statistical
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from vanishing.apps.timeseries.forecast_protocol import evaluate
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
-from vanishing.apps.timeseries.protocol import evaluate
 from vanishing.apps.timeseries.series import Series
 from vanishing.apps.timeseries.statistical import Statistical
 from vanishing.apps.timeseries.windows import DirectWindows, RecursiveWindows

@@ -2,17 +2,19 @@
 
 Forecasting: `series.py` (statsmodels' sunspots and co2, fixed splits), `naive.py` and
 `statistical.py` (the baselines), `windows.py` (a regressor on lag windows as a forecaster),
-`protocol.py` (the one evaluation every model goes through). Classification: `collection.py`
-(aeon's shipped UCR/UEA sets), `files.py` (the user's .ts and CSV files). `errors.py` is the
-one-line data error, `deps.py` the lazy import of the optional dependencies
+`forecast_protocol.py` (the one evaluation every forecaster goes through), `figures.py`
+(forecast against actual). Classification: `collection.py` (aeon's shipped UCR/UEA sets),
+`files.py` (the user's .ts and CSV files), `classifiers.py` (1-NN DTW, MiniRocket),
+`classify_protocol.py` (accuracy over seeds), `published.py` (the published accuracies).
+`errors.py` is the one-line data error, `deps.py` the lazy import of the optional dependencies
 (`pip install 'vanishing[timeseries]'`): importing this package imports none of them.
 """
 
 from vanishing.apps.timeseries.collection import SHIPPED, Collection, check_cases, load_collection
 from vanishing.apps.timeseries.errors import DataError
 from vanishing.apps.timeseries.files import load_files, read_file
+from vanishing.apps.timeseries.forecast_protocol import ForecastResult, Scores, evaluate
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
-from vanishing.apps.timeseries.protocol import ForecastResult, Scores, evaluate
 from vanishing.apps.timeseries.series import LOADERS, Series, load_series
 from vanishing.apps.timeseries.statistical import Statistical
 from vanishing.apps.timeseries.windows import DirectWindows, RecursiveWindows
