@@ -9,7 +9,13 @@ multi-step, recursive and direct, RMSE and MAE) on the fixed splits of `series.p
 the median of --repeats fits in this process, after one warm-up fit (numba compiles
 statsforecast's code on first use). `--compare` adds statsmodels' SARIMAX and ETSModel, each
 selected by AICc over a grid (statsmodels selects no order itself): the measurement behind the
-choice of statsforecast in `statistical.py`.
+choice of statsforecast in `statistical.py`. "linear AR(w)" is scikit-learn's least squares on
+the last w = 2 h values (`windows.py`, the path a learned model takes), recursive and direct.
+
+Classification: 1-NN DTW and MiniRocket through `classify_protocol.evaluate_classifier` on the
+published splits of the shipped sets, seeds 0, 1, 2 (1-NN DTW is deterministic: one run),
+after one warm-up fit and prediction (numba compiles aeon's code on first use); beside them the
+published accuracies of `published.py`.
 """
 
 from __future__ import annotations
@@ -25,11 +31,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from sklearn.linear_model import LinearRegression
 
+from vanishing.apps.timeseries.classifiers import baselines
+from vanishing.apps.timeseries.classify_protocol import evaluate_classifier
+from vanishing.apps.timeseries.collection import SHIPPED, load_collection
 from vanishing.apps.timeseries.forecast_protocol import evaluate
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
+from vanishing.apps.timeseries.published import PUBLISHED, SOURCE
 from vanishing.apps.timeseries.series import LOADERS, Series, load_series
 from vanishing.apps.timeseries.statistical import Statistical
+from vanishing.apps.timeseries.windows import DirectWindows, RecursiveWindows
 
 
 class SMSarimax:
@@ -121,6 +133,11 @@ def forecast_models(series: Series, compare: bool) -> dict[str, object]:
         models[f"seasonal naive (m={series.season})"] = SeasonalNaive(series.season)
     models["AutoARIMA (statsforecast)"] = Statistical("arima", series.season)
     models["AutoETS (statsforecast)"] = Statistical("ets", series.season)
+    w = 2 * series.horizon
+    models[f"linear AR({w}), recursive"] = RecursiveWindows(LinearRegression(), w, channels=False)
+    models[f"linear AR({w}), direct"] = DirectWindows(
+        LinearRegression(), w, series.horizon, channels=False
+    )
     if compare:
         models["SARIMAX by AICc (statsmodels)"] = SMSarimax(series.season)
         models["ETS by AICc (statsmodels)"] = SMETS(series.season)
@@ -152,6 +169,8 @@ def forecast_table(compare: bool, repeats: int) -> list[str]:
             fit = median_fit_seconds(model, series.train, repeats) if repeats > 1 else None
             cells = [
                 f"{result.scores[k].rmse:.3f} / {result.scores[k].mae:.3f}"
+                if k in result.scores
+                else "-"
                 for k in ("one-step", "recursive", "direct")
             ]
             selected = model.describe() if hasattr(model, "describe") else ""
@@ -162,6 +181,44 @@ def forecast_table(compare: bool, repeats: int) -> list[str]:
             )
             print(rows[-1], flush=True)
     return rows
+
+
+def classify_table() -> list[str]:
+    rows = [
+        "| data set | train / test, channels, length | model | test accuracy (seeds 0, 1, 2) "
+        "| fit s | predict s | published LSTM-FCN | published 1-NN DTW |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in SHIPPED:
+        data = load_collection(name)
+        low, high = data.lengths()
+        shape = (
+            f"{len(data.y_train)} / {len(data.y_test)}, {data.n_channels}, "
+            f"{low if low == high else f'{low}-{high}'}"
+        )
+        published = PUBLISHED.get(name, {})
+        for label, (make, deterministic) in baselines(data).items():
+            make(0).fit(data.X_train, data.y_train).predict(data.X_test[:5])  # numba warm-up
+            result = evaluate_classifier(make, data, label, deterministic=deterministic)
+            accuracy = (
+                f"{result.mean:.3f} (deterministic)"
+                if deterministic
+                else f"{result.mean:.3f} ± {result.std:.3f} ("
+                + ", ".join(f"{a:.3f}" for a in result.accuracies)
+                + ")"
+            )
+            rows.append(
+                f"| {name} | {shape} | {label} | {accuracy} "
+                f"| {statistics.median(result.fit_seconds):.2f} "
+                f"| {statistics.median(result.predict_seconds):.2f} "
+                + "".join(
+                    f"| {published[m]:.3f} " if m in published else "| - "
+                    for m in ("LSTM-FCN", "1-NN DTW")
+                )
+                + "|"
+            )
+            print(rows[-1], flush=True)
+    return rows + ["", f"Published: {SOURCE}."]
 
 
 def machine() -> str:
@@ -187,6 +244,8 @@ def main() -> None:
     print(machine())
     if args.only != "classify":
         print("\n".join(forecast_table(args.compare, args.repeats)))
+    if args.only != "forecast":
+        print("\n".join(classify_table()))
 
 
 if __name__ == "__main__":
