@@ -100,15 +100,6 @@ TS_BAD = {
 }
 
 
-@pytest.mark.parametrize("case", TS_BAD)
-def test_bad_ts_file_is_one_line(tmp_path, case):
-    text, message = TS_BAD[case]
-    path = write(tmp_path, "bad.ts", text)
-    with pytest.raises(DataError, match=message) as error:
-        read_file(path)
-    assert "\n" not in str(error.value) and str(path) in str(error.value)
-
-
 CSV_BAD = {
     "ragged columns": (
         "label,t0,t1\na,1,2\nb,1\n",
@@ -122,10 +113,14 @@ CSV_BAD = {
 }
 
 
-@pytest.mark.parametrize("case", CSV_BAD)
-def test_bad_csv_file_is_one_line(tmp_path, case):
-    text, message = CSV_BAD[case]
-    path = write(tmp_path, "bad.csv", text)
+BAD_FILES = {("ts", case): bad for case, bad in TS_BAD.items()}
+BAD_FILES.update({("csv", case): bad for case, bad in CSV_BAD.items()})
+
+
+@pytest.mark.parametrize("case", BAD_FILES, ids=" ".join)
+def test_bad_file_is_one_line(tmp_path, case):
+    text, message = BAD_FILES[case]
+    path = write(tmp_path, f"bad.{case[0]}", text)
     with pytest.raises(DataError, match=message) as error:
         read_file(path)
     assert "\n" not in str(error.value) and str(path) in str(error.value)
