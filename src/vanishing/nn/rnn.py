@@ -17,6 +17,16 @@ Backward (article eq. 2: dh_t/dh_{t-1} = diag(act'(z_t)) W_rec), for t = T .. 1:
 act and act'(z_t) (written through the output h_t) come from `activations.NONLINEARITIES`.
 The weight gradients are one GEMM over all steps at the end:
 dW_rec = sum_t dz_t^T h_{t-1}, dW_in = sum_t dz_t^T x_t, db = sum_t dz_t, dx_t = dz_t @ W_in.
+
+Variable lengths (`packing.py`): with batch_sizes (T,), the batch is sorted by decreasing
+length and step t runs on its first n_t = batch_sizes[t] rows only, in both loops:
+
+    z_t[:n_t] = W_in x_t[:n_t] + b + W_rec h_{t-1}[:n_t]        (n_t, H)
+    dh_next[:n_t] = dz_t[:n_t] @ W_rec                          (n_t, H)
+
+Rows n_t .. B-1 of h_t, dh_t, dz_t are zero (ended sequences). A row's dh_next holds dh_n
+untouched until the backward loop reaches that sequence's last step, so dL/dh_n enters each
+sequence where its final state was read. Zero dz rows leave the all-steps GEMMs exact.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import torch
 from torch import Tensor
 
 from vanishing.nn.activations import activation_, activation_grad
+from vanishing.nn.packing import active_rows, zero_ended
 from vanishing.nn.projection import project_input, weight_gradients
 
 
@@ -39,6 +50,7 @@ class RNNCache:
     W_ih: Tensor  # (H, I)
     W_hh: Tensor  # (H, H)
     nonlinearity: str
+    batch_sizes: Tensor | None  # (T,) rows running at each step; None: all B
 
 
 def rnn_step_forward(z_t: Tensor, h_prev: Tensor, W_hhT: Tensor, nonlinearity: str) -> Tensor:
@@ -62,31 +74,41 @@ def rnn_step_backward(
     return dz_t @ W_hh  # (B, H) dL/dh_{t-1} through the recurrence
 
 
-def rnn_buffers(x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
+def rnn_buffers(
+    x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None, batch_sizes: Tensor | None = None
+) -> Tensor:
     """hs (T+1, B, H): h0 at index 0, then W_in x_t + b for every step, which the time loop
-    overwrites with h_t (shared with the compiled kernel)."""
+    overwrites with h_t; zero for the steps of ended sequences (shared with the kernel)."""
     T, B, _ = x.shape
     H = h0.shape[1]
     hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
     hs[0] = h0
     project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
+    zero_ended(hs[1:], batch_sizes)
     return hs
 
 
 def rnn_forward(
-    x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
+    x: Tensor,
+    h0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    nonlinearity: str,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, RNNCache]:
     """Run the layer over x (T, B, I) from h0 (B, H); returns (hs (T+1, B, H), cache).
 
-    hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state.
+    hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state. With batch_sizes (T,)
+    step t runs rows :batch_sizes[t] only; hs is zero beyond each length (`final_state`).
     """
-    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
-    T = x.shape[0]
+    T, B, _ = x.shape
+    hs = rnn_buffers(x, h0, W_ih, b, batch_sizes)  # (T+1, B, H)
     W_hhT = W_hh.t()  # (H, H)
     steps = hs.unbind(0)  # T+1 views (B, H)
-    for t in range(1, T + 1):
-        rnn_step_forward(steps[t], steps[t - 1], W_hhT, nonlinearity)
-    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
+    for t, n in enumerate(active_rows(batch_sizes, T, B), start=1):
+        rnn_step_forward(steps[t][:n], steps[t - 1][:n], W_hhT, nonlinearity)  # (n, H)
+    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity, batch_sizes)
 
 
 def rnn_backward(
@@ -98,13 +120,16 @@ def rnn_backward(
     dh (T, B, H)), where dh[t] = dL/dh_t counts every path from h_t to the loss.
     """
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
-    T = x.shape[0]
+    T, B, _ = x.shape
     dact = activation_grad(hs[1:], cache.nonlinearity)  # (T, B, H) act'(z_t), all steps at once
-    dh = torch.empty_like(dact)  # (T, B, H) dL/dh_t
-    dz = torch.empty_like(dact)  # (T, B, H) dL/dz_t
+    new = torch.empty_like if cache.batch_sizes is None else torch.zeros_like
+    dh = new(dact)  # (T, B, H) dL/dh_t, zero beyond each length
+    dz = new(dact)  # (T, B, H) dL/dz_t, zero beyond each length
     dout_s, dact_s, dh_s, dz_s = dout.unbind(0), dact.unbind(0), dh.unbind(0), dz.unbind(0)
-    dh_next = dh_n  # (B, H)
-    for t in reversed(range(T)):
-        dh_next = rnn_step_backward(dout_s[t], dh_next, dact_s[t], W_hh, dh_s[t], dz_s[t])
+    dh_next = dh_n.clone()  # (B, H); row b holds dL/dh_n[b] until step t reaches its length
+    for t, n in reversed(list(enumerate(active_rows(cache.batch_sizes, T, B)))):
+        dh_next[:n] = rnn_step_backward(
+            dout_s[t][:n], dh_next[:n], dact_s[t][:n], W_hh, dh_s[t][:n], dz_s[t][:n]
+        )  # (n, H)
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh_next, dW_ih, dW_hh, db, dh
