@@ -31,9 +31,9 @@ length and step t runs on its first n_t = batch_sizes[t] rows only, in both loop
     gates_t[:n_t], h_t[:n_t], c_t[:n_t] from h_{t-1}[:n_t], c_{t-1}[:n_t]    (n_t, 4H), (n_t, H)
     dh_next[:n_t], dc_next[:n_t] = dz_t[:n_t] @ W_hh, dc_t[:n_t] * f_t[:n_t]  (n_t, H)
 
-Rows n_t .. B-1 of the gates, h_t, c_t, dh_t, dc_t, dz_t are zero (ended sequences). Rows of
-dh_next, dc_next hold dh_n, dc_n untouched until the backward loop reaches that sequence's
-last step, so dL/dh_n, dL/dc_n enter each sequence where its final state was read.
+Rows n_t .. B-1 of the gates, h_t, c_t, dh_t, dc_t, dz_t are zero (ended sequences). Going
+back, the batch grows: at step t the rows n_{t+1} .. n_t-1 (the sequences whose last step is
+t) join dh_next, dc_next with their dL/dh_n, dL/dc_n, where their final state was read.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vanishing.nn.packing import active_rows, zero_ended
+from vanishing.nn.packing import active_rows, running_steps, zero_ended
 from vanishing.nn.projection import project_input, weight_gradients
 
 
@@ -117,14 +117,18 @@ def lstm_forward(
     batch_sizes (T,) step t runs rows :batch_sizes[t] only; all buffers are zero beyond each
     length (`final_state`).
     """
-    T, B, _ = x.shape
     hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b, batch_sizes)
     W_hhT = W_hh.t()  # (H, 4H)
-    h_s, c_s, g_s = hs.unbind(0), cs.unbind(0), gates.unbind(0)
-    for t, n in enumerate(active_rows(batch_sizes, T, B), start=1):
-        lstm_step_forward(
-            g_s[t - 1][:n], h_s[t - 1][:n], c_s[t - 1][:n], W_hhT, h_s[t][:n], c_s[t][:n]
-        )  # (n, 4H), (n, H)
+    h_s, c_s = hs.unbind(0), cs.unbind(0)  # T+1 views (B, H) each
+    steps = zip(  # T views each, (n_t, 4H) and (n_t, H): the running rows of step t
+        *(
+            running_steps(a, batch_sizes)
+            for a in (gates.unbind(0), h_s[:-1], c_s[:-1], h_s[1:], c_s[1:])
+        ),
+        strict=True,
+    )
+    for gates_t, h_prev, c_prev, h_t, c_t in steps:
+        lstm_step_forward(gates_t, h_prev, c_prev, W_hhT, h_t, c_t)
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh, batch_sizes)
 
 
@@ -189,29 +193,22 @@ def lstm_backward(
     new = torch.empty_like if cache.batch_sizes is None else torch.zeros_like
     dh = new(dc_dh)  # (T, B, H) dL/dh_t, zero beyond each length
     dc = new(dc_dh)  # (T, B, H) dL/dc_t, zero beyond each length
-    steps = zip(
-        active_rows(cache.batch_sizes, T, B),
-        dout.unbind(0),
-        dc_dh.unbind(0),
-        f.unbind(0),
-        dh.unbind(0),
-        dc.unbind(0),
-        dz.unbind(0),
+    rows = active_rows(cache.batch_sizes, T, B)
+    steps = zip(  # T views each, (n_t, H) and dz_t (n_t, 4H): the running rows of step t
+        rows,
+        *(running_steps(a.unbind(0), cache.batch_sizes) for a in (dout, dc_dh, f, dh, dc, dz)),
         strict=True,
     )
-    # (B, H) each; row b holds dL/dh_n[b], dL/dc_n[b] until the loop reaches its length
-    dh_next, dc_next = dh_n.clone(), dc_n.clone()
+    dh_next, dc_next, m = dh_n[:0], dc_n[:0], 0  # (m, H) each: the rows running after step t
     for n, dout_t, dc_dh_t, f_t, dh_t, dc_t, dz_t in reversed(list(steps)):
-        dh_next[:n], dc_next[:n] = lstm_step_backward(
-            dout_t[:n],
-            dh_next[:n],
-            dc_next[:n],
-            dc_dh_t[:n],
-            f_t[:n],
-            W_hh,
-            dh_t[:n],
-            dc_t[:n],
-            dz_t[:n],
-        )  # (n, H) each
+        if n > m:  # the sequences whose last step is t join, with their dL/dh_n, dL/dc_n
+            dh_next, dc_next, m = (
+                torch.cat((dh_next, dh_n[m:n])),
+                torch.cat((dc_next, dc_n[m:n])),
+                n,
+            )  # (n, H) each
+        dh_next, dc_next = lstm_step_backward(
+            dout_t, dh_next, dc_next, dc_dh_t, f_t, W_hh, dh_t, dc_t, dz_t
+        )
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh_next, dc_next, dW_ih, dW_hh, db, dh, dc

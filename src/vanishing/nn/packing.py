@@ -15,6 +15,7 @@ in the caller's order (`Packing.to_sorted`, `Packing.to_caller`), as in torch.nn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -87,6 +88,14 @@ def pack(out: Tensor, packing: Packing) -> PackedSequence:
 def active_rows(batch_sizes: Tensor | None, T: int, B: int) -> list[int]:
     """Rows that run at each step t = 0 .. T-1: batch_sizes[t], or B for every step."""
     return [B] * T if batch_sizes is None else batch_sizes.tolist()
+
+
+def running_steps(steps: Sequence[Tensor], batch_sizes: Tensor | None) -> Sequence[Tensor]:
+    """T step views (B, *) -> views (n_t, *) of the rows running at each step, the first
+    n_t = batch_sizes[t]; without batch_sizes, the views as they are (no per-step slicing)."""
+    if batch_sizes is None:
+        return steps
+    return [s[:n] for s, n in zip(steps, batch_sizes.tolist(), strict=True)]
 
 
 def zero_ended(steps: Tensor, batch_sizes: Tensor | None) -> None:

@@ -24,9 +24,9 @@ length and step t runs on its first n_t = batch_sizes[t] rows only, in both loop
     z_t[:n_t] = W_in x_t[:n_t] + b + W_rec h_{t-1}[:n_t]        (n_t, H)
     dh_next[:n_t] = dz_t[:n_t] @ W_rec                          (n_t, H)
 
-Rows n_t .. B-1 of h_t, dh_t, dz_t are zero (ended sequences). A row's dh_next holds dh_n
-untouched until the backward loop reaches that sequence's last step, so dL/dh_n enters each
-sequence where its final state was read. Zero dz rows leave the all-steps GEMMs exact.
+Rows n_t .. B-1 of h_t, dh_t, dz_t are zero (ended sequences). Going back, the batch grows:
+at step t the rows n_{t+1} .. n_t-1 (the sequences whose last step is t) join dh_next with
+their dL/dh_n, where their final state was read. Zero dz rows keep the all-steps GEMMs exact.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from vanishing.nn.activations import activation_, activation_grad
-from vanishing.nn.packing import active_rows, zero_ended
+from vanishing.nn.packing import active_rows, running_steps, zero_ended
 from vanishing.nn.projection import project_input, weight_gradients
 
 
@@ -102,12 +102,13 @@ def rnn_forward(
     hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state. With batch_sizes (T,)
     step t runs rows :batch_sizes[t] only; hs is zero beyond each length (`final_state`).
     """
-    T, B, _ = x.shape
     hs = rnn_buffers(x, h0, W_ih, b, batch_sizes)  # (T+1, B, H)
     W_hhT = W_hh.t()  # (H, H)
-    steps = hs.unbind(0)  # T+1 views (B, H)
-    for t, n in enumerate(active_rows(batch_sizes, T, B), start=1):
-        rnn_step_forward(steps[t][:n], steps[t - 1][:n], W_hhT, nonlinearity)  # (n, H)
+    states = hs.unbind(0)  # T+1 views (B, H)
+    h_prev_s = running_steps(states[:-1], batch_sizes)  # T views (n_t, H): h_{t-1}
+    z_s = running_steps(states[1:], batch_sizes)  # T views (n_t, H): W_in x_t + b, then h_t
+    for z_t, h_prev in zip(z_s, h_prev_s, strict=True):
+        rnn_step_forward(z_t, h_prev, W_hhT, nonlinearity)
     return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity, batch_sizes)
 
 
@@ -125,11 +126,16 @@ def rnn_backward(
     new = torch.empty_like if cache.batch_sizes is None else torch.zeros_like
     dh = new(dact)  # (T, B, H) dL/dh_t, zero beyond each length
     dz = new(dact)  # (T, B, H) dL/dz_t, zero beyond each length
-    dout_s, dact_s, dh_s, dz_s = dout.unbind(0), dact.unbind(0), dh.unbind(0), dz.unbind(0)
-    dh_next = dh_n.clone()  # (B, H); row b holds dL/dh_n[b] until step t reaches its length
-    for t, n in reversed(list(enumerate(active_rows(cache.batch_sizes, T, B)))):
-        dh_next[:n] = rnn_step_backward(
-            dout_s[t][:n], dh_next[:n], dact_s[t][:n], W_hh, dh_s[t][:n], dz_s[t][:n]
-        )  # (n, H)
+    rows = active_rows(cache.batch_sizes, T, B)
+    steps = zip(  # T views each, (n_t, H): the running rows of step t
+        rows,
+        *(running_steps(a.unbind(0), cache.batch_sizes) for a in (dout, dact, dh, dz)),
+        strict=True,
+    )
+    dh_next, m = dh_n[:0], 0  # (m, H): the rows running after step t
+    for n, dout_t, dact_t, dh_t, dz_t in reversed(list(steps)):
+        if n > m:  # the sequences whose last step is t join, with their dL/dh_n
+            dh_next, m = torch.cat((dh_next, dh_n[m:n])), n  # (n, H)
+        dh_next = rnn_step_backward(dout_t, dh_next, dact_t, W_hh, dh_t, dz_t)
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh_next, dW_ih, dW_hh, db, dh
