@@ -29,26 +29,26 @@ class Packing:
 
     batch_sizes (T,) int64 on the CPU: sequences running at step t (non-increasing);
     lengths (B,) int64 on the CPU: each sorted row's number of steps (decreasing);
-    mask (T, B) bool on the data's device: step t of row b is a real step;
+    index (N,) int64 on the data's device: the position t * B + b of each row of data;
     sorted_indices, unsorted_indices (B,) or None: the PackedSequence's permutations
     (caller's index of each sorted row, and sorted row of each caller's index).
     """
 
     batch_sizes: Tensor
     lengths: Tensor
-    mask: Tensor
+    index: Tensor
     sorted_indices: Tensor | None
     unsorted_indices: Tensor | None
 
     def to_padded(self, data: Tensor) -> Tensor:
         """data (N, *) in the packed order -> (T, B, *), zero beyond each length."""
-        T, B = self.mask.shape
-        padded = data.new_zeros((T, B, *data.shape[1:]))  # (T, B, *)
-        return padded.index_put((self.mask,), data)
+        T, B = self.batch_sizes.shape[0], self.lengths.shape[0]
+        padded = data.new_zeros((T * B, *data.shape[1:]))  # (T*B, *)
+        return padded.index_copy(0, self.index, data).view(T, B, *data.shape[1:])
 
     def to_data(self, padded: Tensor) -> Tensor:
         """padded (T, B, *) -> (N, *), the real steps in the packed order."""
-        return padded[self.mask]
+        return padded.flatten(0, 1).index_select(0, self.index)
 
     def to_sorted(self, s: Tensor, dim: int) -> Tensor:
         """s with its batch axis `dim` in the caller's order -> in the sorted order."""
@@ -67,11 +67,11 @@ def unpack(packed: PackedSequence) -> tuple[Tensor, Packing]:
     """A (checked) PackedSequence -> (x (T, B, I) padded in sorted order, its Packing)."""
     data, batch_sizes = packed.data, packed.batch_sizes
     B = int(batch_sizes[0])  # sequences
-    mask = torch.arange(B) < batch_sizes.unsqueeze(1)  # (T, B) on the CPU
+    mask = torch.arange(B) < batch_sizes.unsqueeze(1)  # (T, B) on the CPU: a real step
     packing = Packing(
         batch_sizes=batch_sizes,
         lengths=mask.sum(0),  # (B,)
-        mask=mask.to(data.device),
+        index=mask.flatten().nonzero().squeeze(1).to(data.device),  # (N,), row-major = packed
         sorted_indices=packed.sorted_indices,
         unsorted_indices=packed.unsorted_indices,
     )

@@ -159,7 +159,7 @@ def rnn_forward(
     batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, RNNCache]:
     """As rnn.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
-    hs = rnn_buffers(x, h0, W_ih, b, batch_sizes)  # (T+1, B, H)
+    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H); the loop zeroes the ended rows
     # the time loop: h_t = act(. + W_hh h_{t-1}), rows :batch_sizes[t] of step t
     _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity, batch_sizes)
     return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity, batch_sizes)
@@ -172,9 +172,8 @@ def rnn_backward(
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[0]
-    new = hs.new_empty if cache.batch_sizes is None else hs.new_zeros  # zero beyond lengths
-    dh = new((T, B, H))  # (T, B, H) dL/dh_t
-    dz = new((T, B, H))  # (T, B, H) dL/dz_t
+    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
+    dz = hs.new_empty((T, B, H))  # (T, B, H) dL/dz_t
     dh0 = _loaded().rnn_backward(
         dout.contiguous(),
         dh_n,
@@ -199,7 +198,7 @@ def lstm_forward(
     batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, LSTMCache]:
     """As lstm.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
-    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b, batch_sizes)  # (T+1, B, H) x 2, (T, B, 4H)
+    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
     # the time loop, rows :batch_sizes[t] of step t; gates -> [i, f, g, o]
     _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes)
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh, batch_sizes)
@@ -212,10 +211,9 @@ def lstm_backward(
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    new = hs.new_empty if cache.batch_sizes is None else hs.new_zeros  # zero beyond lengths
-    dh = new((T, B, H))  # (T, B, H) dL/dh_t
-    dc = new((T, B, H))  # (T, B, H) dL/dc_t
-    dz = new((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
+    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
+    dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
+    dz = hs.new_empty((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
     dh0, dc0 = _loaded().lstm_backward(
         dout.contiguous(),
         dh_n,

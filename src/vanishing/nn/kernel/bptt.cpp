@@ -11,8 +11,9 @@
 //   W_hh (4H, H) for the LSTM, (H, H) for the RNN   dh, dc (T, B, H), dz (T, B, G)
 // Variable lengths (nn/packing.py): with batch_sizes (T,), the batch is sorted by decreasing
 // length and step t runs on its first n = batch_sizes[t] rows only (GEMM and elementwise);
-// Python zeroes the other rows of every buffer beforehand, and the rows n .. B-1 of dh_next,
-// dc_next keep dh_n, dc_n until the backward loop reaches those sequences' last steps.
+// the loops zero the other rows of the step's outputs (ended sequences), and the rows
+// n .. B-1 of dh_next, dc_next keep dh_n, dc_n until the backward loop reaches those
+// sequences' last steps.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -229,6 +230,12 @@ Rows active_rows(const std::optional<Tensor>& batch_sizes, int64_t T, int64_t B,
   return {n, B};
 }
 
+// Rows n .. B-1 of one step's (B, width) buffer: the ended sequences' steps are zero.
+template <typename scalar_t>
+inline void zero_ended(scalar_t* step, int64_t n, int64_t B, int64_t width) {
+  if (n < B) std::fill(step + n * width, step + B * width, scalar_t(0));
+}
+
 using Named = std::pair<const Tensor*, const char*>;
 
 // Every tensor on the CPU, contiguous, of like's dtype.
@@ -299,6 +306,7 @@ void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh
         store(o * tanh(c_new), hb + j, n);
       });
     });
+    zero_ended(z_t, n_rows, B, G), zero_ended(h_t, n_rows, B, H), zero_ended(c_t, n_rows, B, H);
   }
 }
 
@@ -350,6 +358,7 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
       });
     });
     gemm<scalar_t>(false, false, n_rows, H, G, 1, dz_t, G, W, H, 0, dhn, H);  // dz_t W_hh
+    zero_ended(dh_t, n_rows, B, H), zero_ended(dc_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, G);
   }
 }
 
@@ -403,6 +412,7 @@ void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act, Rows rows) {
         store(activation(act, load(zb + j, n)), zb + j, n);
       });
     });
+    zero_ended(z_t, n_rows, B, H);
   }
 }
 
@@ -433,6 +443,7 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
       });
     });
     gemm<scalar_t>(false, false, n_rows, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
+    zero_ended(dh_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, H);
   }
 }
 
