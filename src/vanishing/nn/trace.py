@@ -9,7 +9,7 @@ B = 1. The tensors are views of the layer's own buffers: read them, do not modif
 A PackedSequence input gives a trace of each sequence's own steps: `lengths` (B,) holds
 them, every (T, B, H) tensor (dh, dc too) is zero at steps t >= lengths[b], and the batch
 axis is in the caller's order (that of the padded batch the PackedSequence was made from),
-not the PackedSequence's sorted order.
+not the PackedSequence's sorted order; its tensors may then be copies rather than views.
 """
 
 from __future__ import annotations
