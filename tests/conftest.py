@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import vanishing
 from vanishing.nn.naming import is_lstm, suffix
@@ -93,13 +94,22 @@ def projection_loss(out: Tensor, *finals: Tensor, seed: int = 1234) -> Tensor:
 TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
 
 
-def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=None, seed: int = 1234) -> dict:
+def forward_backward(
+    module,
+    x: Tensor,
+    hx=None,
+    call=None,
+    loss_fn=None,
+    seed: int = 1234,
+    with_traces: bool | None = None,
+) -> dict:
     """Run module (or call(x, hx)) forward and backward; return outputs and all gradients.
 
     The one forward/backward harness of the suite. x and hx are copied to fresh leaves, so
     the same tensors can be fed to two modules. The loss is projection_loss(out, *finals,
     seed=seed) unless loss_fn is given. Keys: out, h_n[, c_n], grad_x[, grad_h0, grad_c0],
-    grad_<parameter name>, and trace<k>.<field> for every trace a recording layer kept.
+    grad_<parameter name>, and trace<k>.<field> for every trace a recording layer kept
+    (with_traces: by default only without `call`, which may run another module).
     """
     x = x.detach().clone().requires_grad_()
     states = None
@@ -121,11 +131,27 @@ def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=None, seed: 
             result[name] = s.grad
     for name, p in module.named_parameters():
         result["grad_" + name] = p.grad
-    if call is None and getattr(module, "record", False):
+    if (call is None if with_traces is None else with_traces) and getattr(module, "record", False):
         for k, trace in enumerate(module.traces):
             for field in TRACE_FIELDS:
                 result[f"trace{k}.{field}"] = getattr(trace, field)
     return result
+
+
+def packed_call(module, T: int, lengths, enforce_sorted: bool = False):
+    """call(x, hx) for forward_backward: pack the padded x with lengths, run module on the
+    PackedSequence, and return its output padded again to T steps, with the final states."""
+
+    def call(x, hx):
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=module.batch_first, enforce_sorted=enforce_sorted
+        )
+        out, finals = module(packed, hx)
+        assert isinstance(out, PackedSequence)
+        padded, _ = pad_packed_sequence(out, batch_first=module.batch_first, total_length=T)
+        return padded, finals
+
+    return call
 
 
 def assert_results_close(ours: dict, theirs: dict, atol: float, rtol: float) -> None:

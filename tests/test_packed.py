@@ -15,6 +15,7 @@ from conftest import (
     make_inputs,
     make_layer,
     make_torch_twin,
+    packed_call,
     reference_forward,
     split_states,
     tol,
@@ -60,21 +61,6 @@ def cases(draw, kinds):
     if enforce_sorted:
         lengths = sorted(lengths, reverse=True)
     return kind, config, T, lengths, draw(st.booleans()), enforce_sorted, draw(st.integers(0, 999))
-
-
-def packed_call(module, T: int, lengths, enforce_sorted: bool = False):
-    """call(x, hx) for forward_backward: pack the padded x, run module, pad its output."""
-
-    def call(x, hx):
-        packed = pack_padded_sequence(
-            x, lengths, batch_first=module.batch_first, enforce_sorted=enforce_sorted
-        )
-        out, finals = module(packed, hx)
-        assert isinstance(out, PackedSequence)
-        padded, _ = pad_packed_sequence(out, batch_first=module.batch_first, total_length=T)
-        return padded, finals
-
-    return call
 
 
 def build(case):
