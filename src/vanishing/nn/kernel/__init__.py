@@ -199,6 +199,7 @@ def lstm_forward(
 ) -> tuple[Tensor, Tensor, LSTMCache]:
     """As lstm.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
     hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
+    # (the loop zeroes the rows of ended sequences itself, step by step)
     # the time loop, rows :batch_sizes[t] of step t; gates -> [i, f, g, o]
     _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes)
     return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh, batch_sizes)
