@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import vanishing
 from vanishing.nn.naming import is_lstm, suffix
@@ -93,13 +94,22 @@ def projection_loss(out: Tensor, *finals: Tensor, seed: int = 1234) -> Tensor:
 TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
 
 
-def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=None, seed: int = 1234) -> dict:
+def forward_backward(
+    module,
+    x: Tensor,
+    hx=None,
+    call=None,
+    loss_fn=None,
+    seed: int = 1234,
+    with_traces: bool | None = None,
+) -> dict:
     """Run module (or call(x, hx)) forward and backward; return outputs and all gradients.
 
     The one forward/backward harness of the suite. x and hx are copied to fresh leaves, so
     the same tensors can be fed to two modules. The loss is projection_loss(out, *finals,
     seed=seed) unless loss_fn is given. Keys: out, h_n[, c_n], grad_x[, grad_h0, grad_c0],
-    grad_<parameter name>, and trace<k>.<field> for every trace a recording layer kept.
+    grad_<parameter name>, and trace<k>.<field> for every trace a recording layer kept
+    (with_traces: by default only without `call`, which may run another module).
     """
     x = x.detach().clone().requires_grad_()
     states = None
@@ -121,11 +131,27 @@ def forward_backward(module, x: Tensor, hx=None, call=None, loss_fn=None, seed: 
             result[name] = s.grad
     for name, p in module.named_parameters():
         result["grad_" + name] = p.grad
-    if call is None and getattr(module, "record", False):
+    if (call is None if with_traces is None else with_traces) and getattr(module, "record", False):
         for k, trace in enumerate(module.traces):
             for field in TRACE_FIELDS:
                 result[f"trace{k}.{field}"] = getattr(trace, field)
     return result
+
+
+def packed_call(module, T: int, lengths, enforce_sorted: bool = False):
+    """call(x, hx) for forward_backward: pack the padded x with lengths, run module on the
+    PackedSequence, and return its output padded again to T steps, with the final states."""
+
+    def call(x, hx):
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=module.batch_first, enforce_sorted=enforce_sorted
+        )
+        out, finals = module(packed, hx)
+        assert isinstance(out, PackedSequence)
+        padded, _ = pad_packed_sequence(out, batch_first=module.batch_first, total_length=T)
+        return padded, finals
+
+    return call
 
 
 def assert_results_close(ours: dict, theirs: dict, atol: float, rtol: float) -> None:
@@ -171,13 +197,17 @@ def reference_weights(layer, li: int, d: int):
     return W_ih, W_hh, b
 
 
-def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
+def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None, lengths=None):
     """The layer's forward with plain torch ops, one `reference_step` at a time (no dropout).
 
     The one autograd reference of the suite: layer is a vanishing or torch.nn RNN / LSTM.
     Returns what the layer returns. With `steps` a dict, fills steps[(layer, direction)] with
     lists in time order: "h", "c" (retain_grad'ed when they require grad), "z" (the
     pre-activations, (B, G*H)), and for the LSTM "i", "f", "g", "o".
+    With lengths (B,) (x batched, padded), sequence b runs steps 0 .. lengths[b]-1 only: at
+    the other steps its state is carried unchanged (so h_n is its state at its own last step,
+    and the reverse direction starts it there from h0) and its output is zero; the recorded
+    "h", "c" there are the carried state.
     """
     lstm = is_lstm(layer)
     batched = x.dim() == 3
@@ -196,6 +226,10 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
             h0 = h0.unsqueeze(1)
             c0 = c0.unsqueeze(1) if lstm else None
     act = None if lstm else layer.nonlinearity
+    live = [None] * T  # (B, 1) bool per step: the sequence is still running
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths)
+        live = [(t < lengths).unsqueeze(1) for t in range(T)]
     h_n, c_n = [], []
     inp = x
     for li in range(layer.num_layers):
@@ -205,7 +239,12 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
             h, c = h0[li * D + d], (c0[li * D + d] if lstm else None)
             rec: dict[str, list] = {k: [None] * T for k in ("h", "c", "z", "i", "f", "g", "o")}
             for t in reversed(range(T)) if d else range(T):
-                h, c, rec["z"][t], gates = reference_step(inp[t], h, c, *weights, act)
+                h_t, c_t, rec["z"][t], gates = reference_step(inp[t], h, c, *weights, act)
+                if live[t] is None:
+                    h, c = h_t, c_t
+                else:  # a sequence that has ended (or, reversed, not begun) keeps its state
+                    h = torch.where(live[t], h_t, h)
+                    c = torch.where(live[t], c_t, c) if lstm else None
                 if lstm:
                     rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t] = gates
                     rec["c"][t] = c
@@ -216,7 +255,11 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None):
                         c.retain_grad()
             if steps is not None:
                 steps[(li, d)] = rec
-            outs.append(torch.stack(rec["h"]))
+            outs.append(
+                torch.stack(
+                    [h if m is None else h * m for h, m in zip(rec["h"], live, strict=True)]
+                )
+            )
             h_n.append(h)
             c_n.append(c)
         inp = outs[0] if D == 1 else torch.cat(outs, 2)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import vanishing
 
@@ -154,10 +154,53 @@ def test_non_tensor_input(layer, x):
         layer(x)
 
 
-def test_packed_sequence(layer):
-    packed = pack_padded_sequence(torch.randn(5, 2, I), lengths=[5, 3])
-    with pytest.raises(TypeError, match="PackedSequence.*pad_packed_sequence"):
-        layer(packed)
+def packed(features=I, dtype=torch.float32, lengths=(5, 3, 2)):
+    x = torch.randn(5, len(lengths), features, dtype=dtype)
+    return pack_padded_sequence(x, lengths=list(lengths), enforce_sorted=False)
+
+
+def test_packed_wrong_feature_size(layer):
+    with pytest.raises(
+        ValueError, match=rf"PackedSequence data.size\(-1\) .* input_size={I}, got 5"
+    ):
+        layer(packed(features=5))
+
+
+def test_packed_wrong_dtype(layer):
+    with pytest.raises(TypeError, match="PackedSequence data dtype torch.float64 does not match"):
+        layer(packed(dtype=torch.float64))
+
+
+def test_packed_wrong_device(layer):
+    data = PackedSequence(torch.zeros(8, I, device="meta"), torch.tensor([3, 3, 2]))
+    with pytest.raises(ValueError, match="PackedSequence data is on meta but the parameters"):
+        layer(data)
+
+
+def test_packed_wrong_data_rank(layer):
+    with pytest.raises(ValueError, match=r"data must have 2 dimensions .* got \(8, 1, 3\)"):
+        layer(PackedSequence(torch.zeros(8, 1, I), torch.tensor([3, 3, 2])))
+
+
+@pytest.mark.parametrize(
+    "batch_sizes", [[3, 3, 1], [2, 3, 3], [4, 4, 0]], ids=["sum", "increasing", "zero"]
+)
+def test_packed_corrupt_batch_sizes(layer, batch_sizes):
+    with pytest.raises(ValueError, match=r"batch_sizes must be positive, non-increasing and sum"):
+        layer(PackedSequence(torch.zeros(8, I), torch.tensor(batch_sizes)))
+
+
+def test_packed_h0_of_the_wrong_batch(layer):
+    hx = states(layer, B=2)  # the PackedSequence holds 3 sequences
+    with pytest.raises(ValueError, match=r"h_0 must have shape \(2, 3, 4\) .* PackedSequence's"):
+        layer(packed(), hx)
+
+
+def test_packed_nan(layer):
+    data = packed()
+    data.data[4, 1] = math.nan
+    with pytest.raises(ValueError, match="input contains NaN"):
+        layer(data)
 
 
 CONSTRUCTOR_ERRORS = [

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import forward_backward
+from conftest import forward_backward, packed_call
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
@@ -121,6 +121,34 @@ def test_kernel_equals_reference(
     assert spy.call_count == num_layers * (2 if bidirectional else 1)
     slow = run(layer, x, hx, use_kernel=False, seed=seed)
     assert_same(fast, slow, dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["lstm", "rnn"]),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    T=st.integers(1, 9),
+    H=st.integers(1, 21),
+    bidirectional=st.booleans(),
+    data=st.data(),
+)
+def test_kernel_equals_reference_packed(
+    built: None, kind: str, dtype: torch.dtype, T: int, H: int, bidirectional: bool, data
+) -> None:
+    """A PackedSequence batch, traces included: the kernel's running rows and zeroed ended
+    rows equal the reference's."""
+    lengths = data.draw(st.lists(st.integers(1, T), min_size=1, max_size=6), label="lengths")
+    torch.manual_seed(len(lengths) * T + H)
+    layer = make(kind, "tanh", 3, H, dtype, num_layers=2, bidirectional=bidirectional)
+    x = torch.randn(T, len(lengths), 3, dtype=dtype)
+    results, lengths_seen = [], []
+    for use_kernel in (True, False):
+        kernel.set_enabled(use_kernel)
+        call = packed_call(layer, T, lengths)
+        results.append(forward_backward(layer, x, call=call, with_traces=True))
+        lengths_seen.append([trace.lengths.tolist() for trace in layer.traces])
+    assert_same(*results, dtype)
+    assert lengths_seen[0] == lengths_seen[1] == [lengths] * len(layer.traces)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "rnn"])

@@ -1,10 +1,11 @@
 """`vanishing.RNN` and `vanishing.LSTM`: drop-in replacements for torch.nn.RNN / torch.nn.LSTM.
 
 Same constructor arguments, parameter names, shapes, gate order [i, f, g, o], initialisation
-and outputs as PyTorch, so state dicts load either way. Differences: the backward pass is the
+and outputs as PyTorch, so state dicts load either way; a PackedSequence input gives a
+PackedSequence output, as torch.nn (`packing.py`). Differences: the backward pass is the
 hand-derived BPTT of `functions.py`; the RNN also takes nonlinearity='sigmoid' (the
 article's); the LSTM takes `forget_bias`; `record=True` keeps per-step states and gradients
-in `layer.traces`. Not supported: PackedSequence input, proj_size > 0, double backward.
+in `layer.traces`. Not supported: proj_size > 0, double backward.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
 from vanishing.nn.functions import LSTMFunction, RNNFunction
 from vanishing.nn.naming import PARAMETERS, flip_time, suffix
+from vanishing.nn.packing import Packing, pack, unpack
 from vanishing.nn.trace import Trace
-from vanishing.nn.validate import check_input, check_state
+from vanishing.nn.validate import check_input, check_packed, check_state
 
 
 class RecurrentBase(nn.Module):
@@ -134,55 +137,80 @@ class RecurrentBase(nn.Module):
         """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
         return tuple(getattr(self, name + suffix(layer, direction), None) for name in PARAMETERS)
 
-    def _prepare(self, input: Tensor, hx: tuple[Tensor | None, ...]) -> tuple[Tensor, bool, list]:
-        """Check input and initial states; return x (T, B, I), batched, states (L*D, B, H)."""
+    def _prepare(
+        self, input: Tensor | PackedSequence, hx: tuple[Tensor | None, ...]
+    ) -> tuple[Tensor, bool, list, Packing | None]:
+        """Check input and initial states; return x (T, B, I), batched, states (L*D, B, H)
+        and, for a PackedSequence, its Packing (x and states are then in its sorted order)."""
         w = self.weight_ih_l0
-        x, batched = check_input(input, self.input_size, self.batch_first, w.dtype, w.device)
+        packing = None
+        if isinstance(input, PackedSequence):  # batch_first does not apply, as in torch.nn
+            check_packed(input, self.input_size, w.dtype, w.device)
+            (x, packing), batched = unpack(input), True
+        else:
+            x, batched = check_input(input, self.input_size, self.batch_first, w.dtype, w.device)
         shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
         names = ("h_0", "c_0")
-        states = [
-            x.new_zeros(shape) if h is None else check_state(h, names[k], shape, batched, x)
-            for k, h in enumerate(hx)
-        ]
-        return x, batched, states
+        states = []
+        for name, h in zip(names, hx, strict=False):
+            if h is None:
+                states.append(x.new_zeros(shape))
+                continue
+            h = check_state(h, name, shape, batched, x, packed=packing is not None)
+            states.append(h if packing is None else packing.to_sorted(h, dim=1))
+        return x, batched, states, packing
 
-    def _run(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    def _run(
+        self, x: Tensor, states: list[Tensor], packing: Packing | None
+    ) -> tuple[Tensor, list[Tensor]]:
         """All layers and directions over x (T, B, I); returns (output, final states)."""
         traces: list[Trace] | None = [] if self.record else None
         finals: list[list[Tensor]] = [[] for _ in states]
+        lengths = None if packing is None else packing.lengths
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 out, *final = self._run_direction(
-                    flip_time(x, direction),
+                    flip_time(x, direction, lengths),
                     [s[k] for s in states],
                     self._weights(layer, direction),
                     traces,
                     layer,
                     direction,
+                    packing,
                 )
-                outputs.append(flip_time(out, direction))
+                outputs.append(flip_time(out, direction, lengths))
                 for store, f in zip(finals, final, strict=True):
                     store.append(f)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, training=True)
+                x = self._dropout(x, packing)
         if traces is not None:
             self.traces = traces
-        if self.num_directions == 1:
+        if self.num_directions == 1 and packing is None:
             # A Function's output that is a view of its buffers cannot be modified in place
             # (autograd refuses); the user may (`out += x`), as with torch.nn. One copy.
             x = x.clone()
         return x, [torch.stack(f) for f in finals]
 
-    def _output(self, out: Tensor, batched: bool) -> Tensor:
+    def _dropout(self, x: Tensor, packing: Packing | None) -> Tensor:
+        """Dropout between layers; on a packed batch's real steps only, as torch.nn draws it."""
+        if packing is None:
+            return F.dropout(x, self.dropout, training=True)
+        return packing.to_padded(F.dropout(packing.to_data(x), self.dropout, training=True))
+
+    def _output(self, out: Tensor, batched: bool, packing: Packing | None) -> Tensor:
+        if packing is not None:
+            return pack(out, packing)
         if not batched:
             return out.squeeze(1)
         return out.transpose(0, 1) if self.batch_first else out
 
     @staticmethod
-    def _final(h: Tensor, batched: bool) -> Tensor:
+    def _final(h: Tensor, batched: bool, packing: Packing | None) -> Tensor:
+        if packing is not None:
+            return packing.to_caller(h, dim=1)
         return h if batched else h.squeeze(1)
 
 
@@ -190,7 +218,8 @@ class RNN(RecurrentBase):
     """Elman RNN, h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), as torch.nn.RNN.
 
     nonlinearity: 'tanh' (PyTorch's default), 'relu', or 'sigmoid' (the article's).
-    Call: rnn(input, h_0=None) -> (output, h_n), shapes as torch.nn.RNN.
+    Call: rnn(input, h_0=None) -> (output, h_n), shapes as torch.nn.RNN; input may be a
+    PackedSequence (output is then one too, h_n at each sequence's own last step).
     """
 
     gate_count = 1
@@ -233,15 +262,17 @@ class RNN(RecurrentBase):
         s = super().extra_repr()
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
-    def _run_direction(self, x, states, weights, traces, layer, direction):  # noqa: ANN001
+    def _run_direction(self, x, states, weights, traces, layer, direction, packing):  # noqa: ANN001
         return RNNFunction.apply(
-            x, states[0], *weights, self.nonlinearity, traces, layer, direction
+            x, states[0], *weights, self.nonlinearity, traces, layer, direction, packing
         )
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x, batched, states = self._prepare(input, (hx,))
-        out, (h_n,) = self._run(x, states)
-        return self._output(out, batched), self._final(h_n, batched)
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, Tensor]:
+        x, batched, states, packing = self._prepare(input, (hx,))
+        out, (h_n,) = self._run(x, states, packing)
+        return self._output(out, batched, packing), self._final(h_n, batched, packing)
 
 
 class LSTM(RecurrentBase):
@@ -249,7 +280,9 @@ class LSTM(RecurrentBase):
 
     forget_bias: added to the forget-gate block of every bias_ih at initialisation
     (Jozefowicz et al. 2015 recommend 1.0); 0.0, the default, keeps PyTorch's init exactly.
-    Call: lstm(input, (h_0, c_0)=None) -> (output, (h_n, c_n)), shapes as torch.nn.LSTM.
+    Call: lstm(input, (h_0, c_0)=None) -> (output, (h_n, c_n)), shapes as torch.nn.LSTM;
+    input may be a PackedSequence (output is then one too, h_n, c_n at each sequence's own
+    last step).
     """
 
     gate_count = 4
@@ -305,18 +338,23 @@ class LSTM(RecurrentBase):
         s = super().extra_repr()
         return s if not self.forget_bias else s + f", forget_bias={self.forget_bias}"
 
-    def _run_direction(self, x, states, weights, traces, layer, direction):  # noqa: ANN001
-        return LSTMFunction.apply(x, states[0], states[1], *weights, traces, layer, direction)
+    def _run_direction(self, x, states, weights, traces, layer, direction, packing):  # noqa: ANN001
+        return LSTMFunction.apply(
+            x, states[0], states[1], *weights, traces, layer, direction, packing
+        )
 
     def forward(
-        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
         if hx is not None and (
             not isinstance(hx, (tuple, list))
             or len(hx) != 2
             or not all(isinstance(h, Tensor) for h in hx)
         ):
             raise TypeError("hx must be a tuple (h_0, c_0) of two tensors, or None")
-        x, batched, states = self._prepare(input, (None, None) if hx is None else tuple(hx))
-        out, (h_n, c_n) = self._run(x, states)
-        return self._output(out, batched), (self._final(h_n, batched), self._final(c_n, batched))
+        x, batched, states, packing = self._prepare(
+            input, (None, None) if hx is None else tuple(hx)
+        )
+        out, (h_n, c_n) = self._run(x, states, packing)
+        finals = (self._final(h_n, batched, packing), self._final(c_n, batched, packing))
+        return self._output(out, batched, packing), finals

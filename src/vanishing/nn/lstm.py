@@ -24,6 +24,16 @@ The factors multiplying dc_t and dh_t above depend on the forward pass only, so 
 computed for all steps at once before the loop (`lstm_local_factors`); they are the diagonal
 factors of the article's terms A_t, C_t, D_t (eq. 6). The weight gradients are one GEMM
 over all steps at the end: dW_hh = sum_t dz_t^T h_{t-1}, dW_ih = sum_t dz_t^T x_t.
+
+Variable lengths (`packing.py`): with batch_sizes (T,), the batch is sorted by decreasing
+length and step t runs on its first n_t = batch_sizes[t] rows only, in both loops:
+
+    gates_t[:n_t], h_t[:n_t], c_t[:n_t] from h_{t-1}[:n_t], c_{t-1}[:n_t]    (n_t, 4H), (n_t, H)
+    dh_next[:n_t], dc_next[:n_t] = dz_t[:n_t] @ W_hh, dc_t[:n_t] * f_t[:n_t]  (n_t, H)
+
+Rows n_t .. B-1 of the gates, h_t, c_t, dh_t, dc_t, dz_t are zero (ended sequences). Going
+back, the batch grows: at step t the rows n_{t+1} .. n_t-1 (the sequences whose last step is
+t) join dh_next, dc_next with their dL/dh_n, dL/dc_n, where their final state was read.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vanishing.nn.packing import active_rows, running_steps, zero_ended
 from vanishing.nn.projection import project_input, weight_gradients
 
 
@@ -46,6 +57,7 @@ class LSTMCache:
     gates: Tensor  # (T, B, 4H) activations [i, f, g, o]
     W_ih: Tensor  # (4H, I)
     W_hh: Tensor  # (4H, H)
+    batch_sizes: Tensor | None  # (T,) rows running at each step; None: all B
 
 
 def lstm_step_forward(
@@ -66,36 +78,58 @@ def lstm_step_forward(
 
 
 def lstm_buffers(
-    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    W_ih: Tensor,
+    b: Tensor | None,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The forward's buffers, ready for the time loop (shared with the compiled kernel).
 
     hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b.
+    With batch_sizes, the steps of ended sequences are zero in all three.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
-    cs = torch.empty_like(hs)  # (T+1, B, H)
+    new = torch.empty if batch_sizes is None else torch.zeros  # zeros: ended sequences' steps
+    hs = new(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    cs = new(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
     hs[0], cs[0] = h0, c0
     gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)  # (T, B, 4H)
     project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    zero_ended(gates, batch_sizes)
     return hs, cs, gates
 
 
 def lstm_forward(
-    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, LSTMCache]:
     """Run the layer over x (T, B, I) from (h0, c0) (B, H); returns (hs, cs, cache).
 
-    hs, cs (T+1, B, H): index 0 is the initial state, hs[1:] the output sequence.
+    hs, cs (T+1, B, H): index 0 is the initial state, hs[1:] the output sequence. With
+    batch_sizes (T,) step t runs rows :batch_sizes[t] only; all buffers are zero beyond each
+    length (`final_state`).
     """
-    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)
-    T = x.shape[0]
+    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b, batch_sizes)
     W_hhT = W_hh.t()  # (H, 4H)
-    h_s, c_s, g_s = hs.unbind(0), cs.unbind(0), gates.unbind(0)
-    for t in range(1, T + 1):
-        lstm_step_forward(g_s[t - 1], h_s[t - 1], c_s[t - 1], W_hhT, h_s[t], c_s[t])
-    return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
+    h_s, c_s = hs.unbind(0), cs.unbind(0)  # T+1 views (B, H) each
+    steps = zip(  # T views each, (n_t, 4H) and (n_t, H): the running rows of step t
+        *(
+            running_steps(a, batch_sizes)
+            for a in (gates.unbind(0), h_s[:-1], c_s[:-1], h_s[1:], c_s[1:])
+        ),
+        strict=True,
+    )
+    for gates_t, h_prev, c_prev, h_t, c_t in steps:
+        lstm_step_forward(gates_t, h_prev, c_prev, W_hhT, h_t, c_t)
+    return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh, batch_sizes)
 
 
 def lstm_local_factors(gates: Tensor, c_prev: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,20 +188,25 @@ def lstm_backward(
     T, B, _ = x.shape
     H = W_hh.shape[1]
     dc_dh, dz = lstm_local_factors(cache.gates, cache.cs[:-1], cache.cs[1:])  # (T,B,H), (T,B,4H)
+    zero_ended(dz, cache.batch_sizes)  # dz_t of ended sequences: zero, for the GEMMs below
     f = cache.gates[:, :, H : 2 * H]  # (T, B, H)
-    dh = torch.empty_like(dc_dh)  # (T, B, H) dL/dh_t
-    dc = torch.empty_like(dc_dh)  # (T, B, H) dL/dc_t
-    steps = zip(
-        dout.unbind(0),
-        dc_dh.unbind(0),
-        f.unbind(0),
-        dh.unbind(0),
-        dc.unbind(0),
-        dz.unbind(0),
+    new = torch.empty_like if cache.batch_sizes is None else torch.zeros_like
+    dh = new(dc_dh)  # (T, B, H) dL/dh_t, zero beyond each length
+    dc = new(dc_dh)  # (T, B, H) dL/dc_t, zero beyond each length
+    rows = active_rows(cache.batch_sizes, T, B)
+    steps = zip(  # T views each, (n_t, H) and dz_t (n_t, 4H): the running rows of step t
+        rows,
+        *(running_steps(a.unbind(0), cache.batch_sizes) for a in (dout, dc_dh, f, dh, dc, dz)),
         strict=True,
     )
-    dh_next, dc_next = dh_n, dc_n  # (B, H) each
-    for dout_t, dc_dh_t, f_t, dh_t, dc_t, dz_t in reversed(list(steps)):
+    dh_next, dc_next, m = dh_n[:0], dc_n[:0], 0  # (m, H) each: the rows running after step t
+    for n, dout_t, dc_dh_t, f_t, dh_t, dc_t, dz_t in reversed(list(steps)):
+        if n > m:  # the sequences whose last step is t join, with their dL/dh_n, dL/dc_n
+            dh_next, dc_next, m = (
+                torch.cat((dh_next, dh_n[m:n])),
+                torch.cat((dc_next, dc_n[m:n])),
+                n,
+            )  # (n, H) each
         dh_next, dc_next = lstm_step_backward(
             dout_t, dh_next, dc_next, dc_dh_t, f_t, W_hh, dh_t, dc_t, dz_t
         )

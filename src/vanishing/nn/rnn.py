@@ -17,6 +17,16 @@ Backward (article eq. 2: dh_t/dh_{t-1} = diag(act'(z_t)) W_rec), for t = T .. 1:
 act and act'(z_t) (written through the output h_t) come from `activations.NONLINEARITIES`.
 The weight gradients are one GEMM over all steps at the end:
 dW_rec = sum_t dz_t^T h_{t-1}, dW_in = sum_t dz_t^T x_t, db = sum_t dz_t, dx_t = dz_t @ W_in.
+
+Variable lengths (`packing.py`): with batch_sizes (T,), the batch is sorted by decreasing
+length and step t runs on its first n_t = batch_sizes[t] rows only, in both loops:
+
+    z_t[:n_t] = W_in x_t[:n_t] + b + W_rec h_{t-1}[:n_t]        (n_t, H)
+    dh_next[:n_t] = dz_t[:n_t] @ W_rec                          (n_t, H)
+
+Rows n_t .. B-1 of h_t, dh_t, dz_t are zero (ended sequences). Going back, the batch grows:
+at step t the rows n_{t+1} .. n_t-1 (the sequences whose last step is t) join dh_next with
+their dL/dh_n, where their final state was read. Zero dz rows keep the all-steps GEMMs exact.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import torch
 from torch import Tensor
 
 from vanishing.nn.activations import activation_, activation_grad
+from vanishing.nn.packing import active_rows, running_steps, zero_ended
 from vanishing.nn.projection import project_input, weight_gradients
 
 
@@ -39,6 +50,7 @@ class RNNCache:
     W_ih: Tensor  # (H, I)
     W_hh: Tensor  # (H, H)
     nonlinearity: str
+    batch_sizes: Tensor | None  # (T,) rows running at each step; None: all B
 
 
 def rnn_step_forward(z_t: Tensor, h_prev: Tensor, W_hhT: Tensor, nonlinearity: str) -> Tensor:
@@ -62,31 +74,42 @@ def rnn_step_backward(
     return dz_t @ W_hh  # (B, H) dL/dh_{t-1} through the recurrence
 
 
-def rnn_buffers(x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
+def rnn_buffers(
+    x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None, batch_sizes: Tensor | None = None
+) -> Tensor:
     """hs (T+1, B, H): h0 at index 0, then W_in x_t + b for every step, which the time loop
-    overwrites with h_t (shared with the compiled kernel)."""
+    overwrites with h_t; zero for the steps of ended sequences (shared with the kernel)."""
     T, B, _ = x.shape
     H = h0.shape[1]
     hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
     hs[0] = h0
     project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
+    zero_ended(hs[1:], batch_sizes)
     return hs
 
 
 def rnn_forward(
-    x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
+    x: Tensor,
+    h0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    nonlinearity: str,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, RNNCache]:
     """Run the layer over x (T, B, I) from h0 (B, H); returns (hs (T+1, B, H), cache).
 
-    hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state.
+    hs[0] is h0, hs[1:] the output sequence, hs[-1] the final state. With batch_sizes (T,)
+    step t runs rows :batch_sizes[t] only; hs is zero beyond each length (`final_state`).
     """
-    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
-    T = x.shape[0]
+    hs = rnn_buffers(x, h0, W_ih, b, batch_sizes)  # (T+1, B, H)
     W_hhT = W_hh.t()  # (H, H)
-    steps = hs.unbind(0)  # T+1 views (B, H)
-    for t in range(1, T + 1):
-        rnn_step_forward(steps[t], steps[t - 1], W_hhT, nonlinearity)
-    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
+    states = hs.unbind(0)  # T+1 views (B, H)
+    h_prev_s = running_steps(states[:-1], batch_sizes)  # T views (n_t, H): h_{t-1}
+    z_s = running_steps(states[1:], batch_sizes)  # T views (n_t, H): W_in x_t + b, then h_t
+    for z_t, h_prev in zip(z_s, h_prev_s, strict=True):
+        rnn_step_forward(z_t, h_prev, W_hhT, nonlinearity)
+    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity, batch_sizes)
 
 
 def rnn_backward(
@@ -98,13 +121,21 @@ def rnn_backward(
     dh (T, B, H)), where dh[t] = dL/dh_t counts every path from h_t to the loss.
     """
     x, hs, W_ih, W_hh = cache.x, cache.hs, cache.W_ih, cache.W_hh
-    T = x.shape[0]
+    T, B, _ = x.shape
     dact = activation_grad(hs[1:], cache.nonlinearity)  # (T, B, H) act'(z_t), all steps at once
-    dh = torch.empty_like(dact)  # (T, B, H) dL/dh_t
-    dz = torch.empty_like(dact)  # (T, B, H) dL/dz_t
-    dout_s, dact_s, dh_s, dz_s = dout.unbind(0), dact.unbind(0), dh.unbind(0), dz.unbind(0)
-    dh_next = dh_n  # (B, H)
-    for t in reversed(range(T)):
-        dh_next = rnn_step_backward(dout_s[t], dh_next, dact_s[t], W_hh, dh_s[t], dz_s[t])
+    new = torch.empty_like if cache.batch_sizes is None else torch.zeros_like
+    dh = new(dact)  # (T, B, H) dL/dh_t, zero beyond each length
+    dz = new(dact)  # (T, B, H) dL/dz_t, zero beyond each length
+    rows = active_rows(cache.batch_sizes, T, B)
+    steps = zip(  # T views each, (n_t, H): the running rows of step t
+        rows,
+        *(running_steps(a.unbind(0), cache.batch_sizes) for a in (dout, dact, dh, dz)),
+        strict=True,
+    )
+    dh_next, m = dh_n[:0], 0  # (m, H): the rows running after step t
+    for n, dout_t, dact_t, dh_t, dz_t in reversed(list(steps)):
+        if n > m:  # the sequences whose last step is t join, with their dL/dh_n
+            dh_next, m = torch.cat((dh_next, dh_n[m:n])), n  # (n, H)
+        dh_next = rnn_step_backward(dout_t, dh_next, dact_t, W_hh, dh_t, dz_t)
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh_next, dW_ih, dW_hh, db, dh

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+HOW_TO_PACK = "make it with torch.nn.utils.rnn.pack_padded_sequence or pack_sequence"
 
 
 def check_input(
     x: object, input_size: int, batch_first: bool, dtype: torch.dtype, device: torch.device
 ) -> tuple[Tensor, bool]:
     """Return x as (T, B, I) and whether it was batched; raise on anything else."""
-    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
-        raise TypeError(
-            "vanishing layers do not take a PackedSequence yet: pad it with "
-            "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
-        )
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() not in (2, 3):
@@ -23,17 +21,7 @@ def check_input(
             f"batch_first) or 2 unbatched (T, input_size), got {x.dim()} with shape "
             f"{tuple(x.shape)}"
         )
-    if x.shape[-1] != input_size:
-        raise ValueError(
-            f"input.size(-1) must be equal to input_size={input_size}, got {x.shape[-1]}"
-        )
-    if x.dtype != dtype:
-        raise TypeError(
-            f"input dtype {x.dtype} does not match the parameters' dtype {dtype}; "
-            f"convert one of them (e.g. input.to({dtype}))"
-        )
-    if x.device != device:
-        raise ValueError(f"input is on {x.device} but the parameters are on {device}")
+    check_features(x, "input", input_size, dtype, device)
     batched = x.dim() == 3
     if not batched:
         x = x.unsqueeze(1)
@@ -48,6 +36,61 @@ def check_input(
     return x.contiguous(), batched
 
 
+def check_features(
+    x: Tensor, name: str, input_size: int, dtype: torch.dtype, device: torch.device
+) -> None:
+    """Raise unless x's last axis is input_size and x has the parameters' dtype and device."""
+    if x.shape[-1] != input_size:
+        raise ValueError(
+            f"{name}.size(-1) must be equal to input_size={input_size}, got {x.shape[-1]}"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{name} dtype {x.dtype} does not match the parameters' dtype {dtype}; "
+            f"convert one of them (e.g. input.to({dtype}))"
+        )
+    if x.device != device:
+        raise ValueError(f"{name} is on {x.device} but the parameters are on {device}")
+
+
+def check_packed(
+    x: PackedSequence, input_size: int, dtype: torch.dtype, device: torch.device
+) -> None:
+    """Raise unless x is a PackedSequence as torch.nn.utils.rnn makes them, for these
+    parameters: data (N, input_size), batch_sizes (T,) non-increasing and summing to N."""
+    data, batch_sizes = x.data, x.batch_sizes
+    if not isinstance(data, Tensor) or data.dim() != 2:
+        shape = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
+        raise ValueError(
+            f"PackedSequence data must have 2 dimensions (sum of lengths, input_size), got {shape}"
+        )
+    check_features(data, "PackedSequence data", input_size, dtype, device)
+    if (
+        not isinstance(batch_sizes, Tensor)
+        or batch_sizes.dim() != 1
+        or batch_sizes.dtype != torch.int64
+        or batch_sizes.device.type != "cpu"
+        or batch_sizes.numel() == 0
+    ):
+        raise ValueError(
+            f"PackedSequence batch_sizes must be a non-empty 1-D int64 CPU tensor; {HOW_TO_PACK}"
+        )
+    sizes = batch_sizes.tolist()
+    if min(sizes) < 1 or sizes != sorted(sizes, reverse=True) or sum(sizes) != data.shape[0]:
+        raise ValueError(
+            f"PackedSequence batch_sizes must be positive, non-increasing and sum to "
+            f"data.size(0)={data.shape[0]}, got {sizes}; {HOW_TO_PACK}"
+        )
+    for name in ("sorted_indices", "unsorted_indices"):
+        index = getattr(x, name)
+        if index is not None and tuple(index.shape) != (sizes[0],):
+            raise ValueError(
+                f"PackedSequence {name} must have shape ({sizes[0]},) (one per sequence), "
+                f"got {tuple(index.shape)}; {HOW_TO_PACK}"
+            )
+    check_finite(data, "input")
+
+
 def check_finite(x: Tensor, name: str) -> None:
     """Raise if x holds NaN or Inf (one reduction)."""
     if not bool(torch.isfinite(x).all()):
@@ -56,16 +99,22 @@ def check_finite(x: Tensor, name: str) -> None:
 
 
 def check_state(
-    h: object, name: str, expected: tuple[int, int, int], batched: bool, like: Tensor
+    h: object,
+    name: str,
+    expected: tuple[int, int, int],
+    batched: bool,
+    like: Tensor,
+    packed: bool = False,
 ) -> Tensor:
     """Return an initial state as (L*D, B, H); raise if its shape, dtype or device is off."""
     if not isinstance(h, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(h).__name__}")
     want = expected if batched else (expected[0], expected[2])
     if tuple(h.shape) != want:
+        batch = "batch (the PackedSequence's number of sequences), " if packed else "batch, "
         raise ValueError(
             f"{name} must have shape {want} (num_layers * num_directions, "
-            f"{'batch, ' if batched else ''}hidden_size), got {tuple(h.shape)}"
+            f"{batch if batched else ''}hidden_size), got {tuple(h.shape)}"
         )
     if h.dtype != like.dtype:
         raise TypeError(f"{name} dtype {h.dtype} does not match the input's dtype {like.dtype}")

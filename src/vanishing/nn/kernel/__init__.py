@@ -150,12 +150,19 @@ def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def rnn_forward(
-    x: Tensor, h0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None, nonlinearity: str
+    x: Tensor,
+    h0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    nonlinearity: str,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, RNNCache]:
     """As rnn.rnn_forward: hs (T+1, B, H) with hs[0] = h0, and the cache."""
-    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H)
-    _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity)  # h_t = act(. + W_hh h_{t-1})
-    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity)
+    hs = rnn_buffers(x, h0, W_ih, b)  # (T+1, B, H); the loop zeroes the ended rows
+    # the time loop: h_t = act(. + W_hh h_{t-1}), rows :batch_sizes[t] of step t
+    _loaded().rnn_forward(hs, W_hh.contiguous(), nonlinearity, batch_sizes)
+    return hs, RNNCache(x, hs, W_ih, W_hh, nonlinearity, batch_sizes)
 
 
 def rnn_backward(
@@ -168,19 +175,34 @@ def rnn_backward(
     dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
     dz = hs.new_empty((T, B, H))  # (T, B, H) dL/dz_t
     dh0 = _loaded().rnn_backward(
-        dout.contiguous(), dh_n, hs, W_hh.contiguous(), cache.nonlinearity, dh, dz
+        dout.contiguous(),
+        dh_n,
+        hs,
+        W_hh.contiguous(),
+        cache.nonlinearity,
+        dh,
+        dz,
+        cache.batch_sizes,
     )
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh0, dW_ih, dW_hh, db, dh
 
 
 def lstm_forward(
-    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, W_hh: Tensor, b: Tensor | None
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    batch_sizes: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, LSTMCache]:
     """As lstm.lstm_forward: hs, cs (T+1, B, H) from (h0, c0), and the cache."""
     hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
-    _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous())  # the time loop; gates -> [i, f, g, o]
-    return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh)
+    # (the loop zeroes the rows of ended sequences itself, step by step)
+    # the time loop, rows :batch_sizes[t] of step t; gates -> [i, f, g, o]
+    _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes)
+    return hs, cs, LSTMCache(x, hs, cs, gates, W_ih, W_hh, batch_sizes)
 
 
 def lstm_backward(
@@ -194,7 +216,16 @@ def lstm_backward(
     dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
     dz = hs.new_empty((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
     dh0, dc0 = _loaded().lstm_backward(
-        dout.contiguous(), dh_n, dc_n, cache.cs, cache.gates, W_hh.contiguous(), dh, dc, dz
+        dout.contiguous(),
+        dh_n,
+        dc_n,
+        cache.cs,
+        cache.gates,
+        W_hh.contiguous(),
+        dh,
+        dc,
+        dz,
+        cache.batch_sizes,
     )
     dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
     return dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc

@@ -9,6 +9,11 @@
 // Layout, all row-major and contiguous, axes (T, B, H) as in the reference:
 //   hs, cs (T+1, B, H): h_0 .. h_T, c_0 .. c_T      gates (T, B, 4H): [i, f, g, o]
 //   W_hh (4H, H) for the LSTM, (H, H) for the RNN   dh, dc (T, B, H), dz (T, B, G)
+// Variable lengths (nn/packing.py): with batch_sizes (T,), the batch is sorted by decreasing
+// length and step t runs on its first n = batch_sizes[t] rows only (GEMM and elementwise);
+// the loops zero the other rows of the step's outputs (ended sequences), and the rows
+// n .. B-1 of dh_next, dc_next keep dh_n, dc_n until the backward loop reaches those
+// sequences' last steps.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -21,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -202,6 +208,34 @@ inline void over_batch(int64_t B, int64_t row_elems, const F& body) {
   });
 }
 
+// The rows that run at step t: batch_sizes[t] of a variable-length batch, or all B.
+struct Rows {
+  const int64_t* batch_sizes;  // (T,) or nullptr
+  int64_t B;
+  int64_t operator()(int64_t t) const { return batch_sizes ? batch_sizes[t] : B; }
+};
+
+Rows active_rows(const std::optional<Tensor>& batch_sizes, int64_t T, int64_t B,
+                 const char* op) {
+  if (!batch_sizes.has_value()) return {nullptr, B};
+  const Tensor& s = *batch_sizes;
+  TORCH_CHECK(s.device().is_cpu() && s.scalar_type() == at::kLong && s.dim() == 1 &&
+                  s.size(0) == T && s.is_contiguous(),
+              op, ": batch_sizes must be a contiguous CPU int64 tensor of shape (T,)");
+  const int64_t* n = s.data_ptr<int64_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    TORCH_CHECK(n[t] >= 1 && n[t] <= (t == 0 ? B : n[t - 1]), op,
+                ": batch_sizes must be non-increasing and in [1, B]");
+  }
+  return {n, B};
+}
+
+// Rows n .. B-1 of one step's (B, width) buffer: the ended sequences' steps are zero.
+template <typename scalar_t>
+inline void zero_ended(scalar_t* step, int64_t n, int64_t B, int64_t width) {
+  if (n < B) std::fill(step + n * width, step + B * width, scalar_t(0));
+}
+
 using Named = std::pair<const Tensor*, const char*>;
 
 // Every tensor on the CPU, contiguous, of like's dtype.
@@ -243,7 +277,7 @@ inline LocalFactors<scalar_t> lstm_local_factors(const Vec<scalar_t>& i, const V
 //   c_t = f * c_{t-1} + i * g        h_t = o * tanh(c_t)            (B, H)
 
 template <typename scalar_t>
-void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh) {
+void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh, Rows rows) {
   const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2), G = 4 * H;
   scalar_t* z = gates.data_ptr<scalar_t>();
   scalar_t* h = hs.data_ptr<scalar_t>();
@@ -256,8 +290,9 @@ void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh
     const scalar_t* c_prev = c + t * B * H;   // (B, H) c_{t-1}
     scalar_t* h_t = h + (t + 1) * B * H;      // (B, H)
     scalar_t* c_t = c + (t + 1) * B * H;      // (B, H)
-    gemm<scalar_t>(false, true, B, G, H, 1, h_prev, H, W, H, 1, z_t, G);  // += h_{t-1} W_hh^T
-    over_batch(B, G, [&](int64_t b) {
+    const int64_t n_rows = rows(t);           // rows 0 .. n_rows-1 run
+    gemm<scalar_t>(false, true, n_rows, G, H, 1, h_prev, H, W, H, 1, z_t, G);  // += h W_hh^T
+    over_batch(n_rows, G, [&](int64_t b) {
       scalar_t* zi = z_t + b * G;
       scalar_t *zf = zi + H, *zg = zi + 2 * H, *zo = zi + 3 * H;
       const scalar_t* cp = c_prev + b * H;
@@ -271,6 +306,7 @@ void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh
         store(o * tanh(c_new), hb + j, n);
       });
     });
+    zero_ended(z_t, n_rows, B, G), zero_ended(h_t, n_rows, B, H), zero_ended(c_t, n_rows, B, H);
   }
 }
 
@@ -285,7 +321,7 @@ void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh
 template <typename scalar_t>
 void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, const Tensor& cs,
                         const Tensor& gates, const Tensor& W_hh, Tensor& dh, Tensor& dc,
-                        Tensor& dz) {
+                        Tensor& dz, Rows rows) {
   const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2), G = 4 * H;
   const scalar_t* dout_p = dout.data_ptr<scalar_t>();
   const scalar_t* c = cs.data_ptr<scalar_t>();
@@ -301,7 +337,8 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
     const scalar_t* c_t = c + (t + 1) * B * H;  // (B, H) c_t
     const scalar_t* dout_t = dout_p + t * B * H;
     scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * B * G;
-    over_batch(B, G, [&](int64_t b) {
+    const int64_t n_rows = rows(t);  // rows 0 .. n_rows-1 run
+    over_batch(n_rows, G, [&](int64_t b) {
       const scalar_t* ib = a_t + b * G;
       const scalar_t *fb = ib + H, *gb = ib + 2 * H, *ob = ib + 3 * H;
       const scalar_t *cpb = c_prev + b * H, *cb = c_t + b * H, *dob = dout_t + b * H;
@@ -320,7 +357,8 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
         store(dc_v * f, dcnb + j, n);
       });
     });
-    gemm<scalar_t>(false, false, B, H, G, 1, dz_t, G, W, H, 0, dhn, H);  // dz_t W_hh
+    gemm<scalar_t>(false, false, n_rows, H, G, 1, dz_t, G, W, H, 0, dhn, H);  // dz_t W_hh
+    zero_ended(dh_t, n_rows, B, H), zero_ended(dc_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, G);
   }
 }
 
@@ -358,7 +396,7 @@ inline Vec<scalar_t> activation_grad(Act act, const Vec<scalar_t>& h) {
 }
 
 template <typename scalar_t>
-void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act) {
+void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act, Rows rows) {
   const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   scalar_t* h = hs.data_ptr<scalar_t>();
   const scalar_t* W = W_hh.data_ptr<scalar_t>();
@@ -366,13 +404,15 @@ void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act) {
   for (int64_t t = 0; t < T; ++t) {
     const scalar_t* h_prev = h + t * B * H;  // (B, H) h_{t-1}
     scalar_t* z_t = h + (t + 1) * B * H;     // (B, H) z_t, then h_t
-    gemm<scalar_t>(false, true, B, H, H, 1, h_prev, H, W, H, 1, z_t, H);  // += h_{t-1} W_hh^T
-    over_batch(B, H, [&](int64_t b) {
+    const int64_t n_rows = rows(t);          // rows 0 .. n_rows-1 run
+    gemm<scalar_t>(false, true, n_rows, H, H, 1, h_prev, H, W, H, 1, z_t, H);  // += h W_hh^T
+    over_batch(n_rows, H, [&](int64_t b) {
       scalar_t* zb = z_t + b * H;
       over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
         store(activation(act, load(zb + j, n)), zb + j, n);
       });
     });
+    zero_ended(z_t, n_rows, B, H);
   }
 }
 
@@ -382,7 +422,7 @@ void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act) {
 
 template <typename scalar_t>
 void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, const Tensor& W_hh,
-                       Act act, Tensor& dh, Tensor& dz) {
+                       Act act, Tensor& dh, Tensor& dz, Rows rows) {
   const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   const scalar_t *h = hs.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>();
   const scalar_t* W = W_hh.data_ptr<scalar_t>();
@@ -393,7 +433,8 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
     const scalar_t* h_t = h + (t + 1) * B * H;
     const scalar_t* dout_t = dout_p + t * B * H;
     scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
-    over_batch(B, H, [&](int64_t b) {
+    const int64_t n_rows = rows(t);  // rows 0 .. n_rows-1 run
+    over_batch(n_rows, H, [&](int64_t b) {
       const int64_t o = b * H;
       over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
         auto dh_v = load(dout_t + o + j, n) + load(dhn + o + j, n);
@@ -401,7 +442,8 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
         store(dh_v * activation_grad(act, load(h_t + o + j, n)), dz_t + o + j, n);
       });
     });
-    gemm<scalar_t>(false, false, B, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
+    gemm<scalar_t>(false, false, n_rows, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
+    zero_ended(dh_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, H);
   }
 }
 
@@ -412,21 +454,24 @@ bool is_real(const Tensor& t) {
   return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
 }
 
-void lstm_forward(Tensor gates, Tensor hs, Tensor cs, const Tensor& W_hh) {
+void lstm_forward(Tensor gates, Tensor hs, Tensor cs, const Tensor& W_hh,
+                  const std::optional<Tensor>& batch_sizes) {
   TORCH_CHECK(is_real(gates), "lstm_forward: float32 or float64 only");
   check({{&gates, "gates"}, {&hs, "hs"}, {&cs, "cs"}, {&W_hh, "W_hh"}}, gates);
   const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2);
   TORCH_CHECK(hs.sizes() == at::IntArrayRef({T + 1, B, H}) && cs.sizes() == hs.sizes() &&
                   gates.size(2) == 4 * H && W_hh.sizes() == at::IntArrayRef({4 * H, H}),
               "lstm_forward: inconsistent shapes");
+  const Rows rows = active_rows(batch_sizes, T, B, "lstm_forward");
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward",
-                             [&] { lstm_forward_loop<scalar_t>(gates, hs, cs, W_hh); });
+                             [&] { lstm_forward_loop<scalar_t>(gates, hs, cs, W_hh, rows); });
 }
 
 std::tuple<Tensor, Tensor> lstm_backward(const Tensor& dout, const Tensor& dh_n,
                                          const Tensor& dc_n, const Tensor& cs,
                                          const Tensor& gates, const Tensor& W_hh, Tensor dh,
-                                         Tensor dc, Tensor dz) {
+                                         Tensor dc, Tensor dz,
+                                         const std::optional<Tensor>& batch_sizes) {
   TORCH_CHECK(is_real(gates), "lstm_backward: float32 or float64 only");
   Tensor dh_next = dh_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dh_0
   Tensor dc_next = dc_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dc_0
@@ -441,24 +486,28 @@ std::tuple<Tensor, Tensor> lstm_backward(const Tensor& dout, const Tensor& dh_n,
                   dc_next.sizes() == dh_next.sizes() &&
                   W_hh.sizes() == at::IntArrayRef({4 * H, H}),
               "lstm_backward: inconsistent shapes");
+  const Rows rows = active_rows(batch_sizes, T, B, "lstm_backward");
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_loop<scalar_t>(dout, dh_next, dc_next, cs, gates, W_hh, dh, dc, dz);
+    lstm_backward_loop<scalar_t>(dout, dh_next, dc_next, cs, gates, W_hh, dh, dc, dz, rows);
   });
   return {dh_next, dc_next};
 }
 
-void rnn_forward(Tensor hs, const Tensor& W_hh, const std::string& nonlinearity) {
+void rnn_forward(Tensor hs, const Tensor& W_hh, const std::string& nonlinearity,
+                 const std::optional<Tensor>& batch_sizes) {
   TORCH_CHECK(is_real(hs), "rnn_forward: float32 or float64 only");
   check({{&hs, "hs"}, {&W_hh, "W_hh"}}, hs);
-  const int64_t H = hs.size(2);
+  const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   TORCH_CHECK(W_hh.sizes() == at::IntArrayRef({H, H}), "rnn_forward: inconsistent shapes");
   const Act act = parse_act(nonlinearity);
+  const Rows rows = active_rows(batch_sizes, T, B, "rnn_forward");
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_forward",
-                             [&] { rnn_forward_loop<scalar_t>(hs, W_hh, act); });
+                             [&] { rnn_forward_loop<scalar_t>(hs, W_hh, act, rows); });
 }
 
 Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, const Tensor& W_hh,
-                    const std::string& nonlinearity, Tensor dh, Tensor dz) {
+                    const std::string& nonlinearity, Tensor dh, Tensor dz,
+                    const std::optional<Tensor>& batch_sizes) {
   TORCH_CHECK(is_real(hs), "rnn_backward: float32 or float64 only");
   Tensor dh_next = dh_n.clone(at::MemoryFormat::Contiguous);  // (B, H) becomes dL/dh_0
   check({{&dout, "dout"}, {&dh_next, "dh_n"}, {&hs, "hs"}, {&W_hh, "W_hh"}, {&dh, "dh"},
@@ -470,8 +519,9 @@ Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, co
                   W_hh.sizes() == at::IntArrayRef({H, H}),
               "rnn_backward: inconsistent shapes");
   const Act act = parse_act(nonlinearity);
+  const Rows rows = active_rows(batch_sizes, T, B, "rnn_backward");
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_backward", [&] {
-    rnn_backward_loop<scalar_t>(dout, dh_next, hs, W_hh, act, dh, dz);
+    rnn_backward_loop<scalar_t>(dout, dh_next, hs, W_hh, act, dh, dz, rows);
   });
   return dh_next;
 }
@@ -532,16 +582,21 @@ int64_t config(const std::string& key, int64_t value) {
 }  // namespace
 
 TORCH_LIBRARY(vanishing_bptt, m) {
-  m.def("lstm_forward(Tensor(a!) gates, Tensor(b!) hs, Tensor(c!) cs, Tensor W_hh) -> ()",
-        &lstm_forward);
+  m.def(
+      "lstm_forward(Tensor(a!) gates, Tensor(b!) hs, Tensor(c!) cs, Tensor W_hh, "
+      "Tensor? batch_sizes) -> ()",
+      &lstm_forward);
   m.def(
       "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor cs, Tensor gates, "
-      "Tensor W_hh, Tensor(a!) dh, Tensor(b!) dc, Tensor(c!) dz) -> (Tensor, Tensor)",
+      "Tensor W_hh, Tensor(a!) dh, Tensor(b!) dc, Tensor(c!) dz, Tensor? batch_sizes) -> "
+      "(Tensor, Tensor)",
       &lstm_backward);
-  m.def("rnn_forward(Tensor(a!) hs, Tensor W_hh, str nonlinearity) -> ()", &rnn_forward);
+  m.def(
+      "rnn_forward(Tensor(a!) hs, Tensor W_hh, str nonlinearity, Tensor? batch_sizes) -> ()",
+      &rnn_forward);
   m.def(
       "rnn_backward(Tensor dout, Tensor dh_n, Tensor hs, Tensor W_hh, str nonlinearity, "
-      "Tensor(a!) dh, Tensor(b!) dz) -> Tensor",
+      "Tensor(a!) dh, Tensor(b!) dz, Tensor? batch_sizes) -> Tensor",
       &rnn_backward);
   m.def("config(str key, int value) -> int", &config);
   m.def("lstm_local_factors(Tensor gates, Tensor cs) -> (Tensor, Tensor)", &lstm_local_factors_op);
