@@ -210,3 +210,15 @@ def test_monitor_errors_and_warnings() -> None:
     with pytest.warns(UserWarning, match="no gradient reached it"):
         assert mon.on_step_end(0) is None
     assert mon.on_step_end(1) is None  # not armed
+
+
+def test_a_deep_copy_of_the_model_is_not_watched(tmp_path: Path) -> None:
+    model = make("vanishing")
+    with monitor(model, every=1, path=tmp_path / "m.jsonl") as mon:
+        for x, y in batches(2):
+            mse(model(x), y).backward()
+            twin = copy.deepcopy(model)  # e.g. profile() inside the loop
+            mse(twin(x), y).backward()
+            profile(model, x, lambda out, y=y: mse(out, y), detail="norms")
+    assert [e["step"] for e in mon.history] == [0, 1]
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2

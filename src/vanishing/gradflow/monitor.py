@@ -201,7 +201,7 @@ class Monitor:
     # ------------------------------------------------------------------ context manager
 
     def __enter__(self) -> Monitor:
-        self._counter = self.model.register_forward_pre_hook(self._count)
+        self._counter = self.model.register_forward_pre_hook(self._own(self._count))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -231,18 +231,28 @@ class Monitor:
         if model is not None and model is not self.model:
             raise ValueError("this monitor watches another model")
 
+    def _own(self, hook: Any, module: nn.Module | None = None) -> Any:
+        """hook, run only for `module` (the model) itself. A deep copy of the model (e.g.
+        profile()'s) copies its hooks: as a plain function this one is shared, not copied
+        with the monitor, and ignores the copy."""
+        module = self.model if module is None else module
+
+        def own(m: nn.Module, *args: Any) -> Any:
+            return hook(m, *args) if m is module else None
+
+        return own
+
     def _arm(self, step: int) -> None:
         self._armed = step
         for name, layer in self.recorded.items():
             self._flags[name] = (layer.record, layer.traces)
             layer.record = True
-        self._capture = self.model.register_forward_hook(self._after_forward)
+        self._capture = self.model.register_forward_hook(self._own(self._after_forward))
         self._handles.append(self._capture)
         for name in self.twins:
             layer = self.model.get_submodule(name)
-            self._handles.append(
-                layer.register_forward_hook(self._replay_hook(name), with_kwargs=True)
-            )
+            hook = self._own(self._replay_hook(name), layer)
+            self._handles.append(layer.register_forward_hook(hook, with_kwargs=True))
 
     def _replay_hook(self, name: str) -> Any:
         def hook(layer: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
