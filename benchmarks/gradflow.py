@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from layers import median_ms  # benchmarks/layers.py: interleaved rounds, median
 from torch import nn
 
 import vanishing
@@ -58,21 +58,6 @@ def model(H: int, kind: str = "torch") -> Model:
     torch.manual_seed(0)
     layer = nn.LSTM(2, H) if kind == "torch" else vanishing.LSTM(2, H)
     return Model(layer, H)
-
-
-def median_ms(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time in ms of each run, after one warm-up each; rounds interleaved, each
-    starting one contender later than the last."""
-    for run in runs.values():
-        run()
-    names = list(runs)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def trainer(

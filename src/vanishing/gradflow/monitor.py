@@ -168,6 +168,7 @@ class Monitor:
         self._check(model)
         if self._armed is not None:  # the previous step never ended (e.g. an exception)
             self._disarm()
+            self._armed = None
         if step % self.every == 0:
             self._arm(step)
 
