@@ -98,3 +98,16 @@ def test_single_model_run_without_lstm_has_no_terms_figure(tmp_path: Path) -> No
     written = write_demo_report(run_demo(config, progress=False), tmp_path)
     assert set(written.figures) == {"a", "c", "d"}
     assert written.report.is_file()
+
+
+def test_run_without_training_steps_has_no_heatmap(tmp_path: Path) -> None:
+    config = DemoConfig.quick(models=("lstm",), steps=0, T=6, out=tmp_path)
+    result = run_demo(config, progress=False)
+    assert result.runs["lstm"].heatmap is None
+    assert set(write_demo_report(result, tmp_path).figures) == {"a", "b", "d"}
+
+
+def test_heatmap_comes_from_the_monitor_every_few_training_steps(tmp_path: Path) -> None:
+    config = DemoConfig.quick(models=("rnn-tanh",), steps=9, snapshots=3, T=6, out=tmp_path)
+    steps, norms = run_demo(config, progress=False).runs["rnn-tanh"].heatmap
+    assert steps == [0, 3, 6] and norms.shape == (3, 6)

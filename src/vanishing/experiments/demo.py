@@ -1,22 +1,25 @@
 """The demo's experiment: the article's claim, measured. Three models learn the adding problem.
 
 The article's sigmoid RNN, a tanh RNN and an LSTM train side by side on the same batches (same
-task, steps, seed, optimizer). Gradient flow is measured at initialisation, every few steps
-(for the heatmap) and at the end, on a fixed probe batch with a loss at the last step k = T
-only, by `vanishing.profile` in float64 on a copy of each model, so that norms far below
-float32's range are still exact. `demo_report.py` turns the result into figures and a page.
+task, steps, seed, optimizer). Gradient flow is measured at initialisation and at the end on a
+fixed probe batch with a loss at the last step k = T only, by `vanishing.profile` in float64
+on a copy of each model, so that norms far below float32's range are still exact; while they
+train, `vanishing.monitor` reads every few steps the gradients of the training step itself
+(for the heatmap). `demo_report.py` turns the result into figures and a page.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
-from vanishing.gradflow import LagProfile, LSTMTerms, lstm_terms, profile
+from vanishing.gradflow import LagProfile, LSTMTerms, lag_history, lstm_terms, monitor, profile
 from vanishing.nn import LSTM, RNN
 from vanishing.tasks import adding_problem
 from vanishing.train import (
@@ -52,7 +55,7 @@ class DemoConfig:
     lr: float = 3e-3
     forget_bias: float = 1.0
     models: tuple[str, ...] = MODELS
-    snapshots: int = 25  # gradient measurements during training, for the heatmap
+    snapshots: int = 25  # monitor measurements of training steps, for the heatmap
     probe: int = 32  # sequences in the fixed probe batch
     terms_probe: int = 8  # of which the LSTM's A, B, C, D terms use (H x H SVDs per step)
     test_size: int = 1000
@@ -121,7 +124,8 @@ def build_model(kind: str, config: DemoConfig) -> SequenceRegressor:
 
 @dataclass
 class ModelRun:
-    """One model's results: learning curves, gradient profiles over training, LSTM terms."""
+    """One model's results: learning curves, probe-batch profiles at the start and the end,
+    LSTM terms, and the monitor's lag norms of the training steps (steps, (S, T) by lag)."""
 
     kind: str
     name: str
@@ -129,6 +133,7 @@ class ModelRun:
     steps: list[int] = field(default_factory=list)
     profiles: list[LagProfile] = field(default_factory=list)
     terms: dict[str, LSTMTerms] = field(default_factory=dict)  # 'start', 'end' (LSTM only)
+    heatmap: tuple[list[int], np.ndarray] | None = None  # None without training steps
 
     @property
     def start(self) -> LagProfile:
@@ -175,7 +180,9 @@ def run_demo(
             run.profiles.append(measured.lags)
             if run.kind == "lstm" and (step == 0 or step == config.steps):
                 small = measured.trace.select(slice(0, config.terms_probe))
-                run.terms["start" if step == 0 else "end"] = lstm_terms(measured.layer, small)
+                run.terms["start" if step == 0 else "end"] = lstm_terms(
+                    measured.layer, small, exact=True
+                )
 
         train_config = TrainConfig(
             steps=config.steps,
@@ -185,10 +192,16 @@ def run_demo(
             T=config.T,
             eval_every=config.eval_every,
             test_size=config.test_size,
-            hook_every=every,
+            hook_every=0,  # the probe at step 0 and at the end only
         )
         named = {runs[kind].name: model for kind, model in models.items()}
-        histories = train(named, train_config, hook=hook, console=console, progress=progress)
-        for run in runs.values():
+        with ExitStack() as stack:  # step s: the training forward after s updates
+            monitors = {
+                kind: stack.enter_context(monitor(model, every=every or 1))
+                for kind, model in models.items()
+            }
+            histories = train(named, train_config, hook=hook, console=console, progress=progress)
+        for kind, run in runs.items():
             run.history = histories[run.name]
+            run.heatmap = lag_history(monitors[kind].history).get("recurrent.l0")
         return DemoResult(config, runs)

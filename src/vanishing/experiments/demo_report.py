@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 
 from vanishing.experiments.demo import FRACTION, DemoResult, ModelRun
@@ -19,7 +18,6 @@ from vanishing.report import (
     save_figure,
     write_report,
 )
-from vanishing.report.figures import lag_norms
 from vanishing.tasks import ADDING_BASELINE_MSE
 
 
@@ -93,8 +91,11 @@ def draw_figures(runs: dict[str, ModelRun], run_dir: Path) -> dict[str, Path]:
         end = lstm.terms.get("end", lstm.terms["start"])  # steps = 0: only the start
         fig = plot_lstm_terms(lstm.terms["start"], end, lstm.name)
         figures["b"] = save_figure(fig, run_dir / "b_lstm_terms.png")
-    maps = {r.name: (r.steps, np.stack([lag_norms(p) for p in r.profiles])) for r in runs.values()}
-    figures["c"] = save_figure(plot_heatmaps(maps, FRACTION), run_dir / "c_heatmap_lag_step.png")
+    maps = {r.name: r.heatmap for r in runs.values() if r.heatmap is not None}
+    if maps:  # none without training steps
+        figures["c"] = save_figure(
+            plot_heatmaps(maps, FRACTION), run_dir / "c_heatmap_lag_step.png"
+        )
     curves = {
         r.name: (r.history.test_steps, r.history.test_mse, r.history.train_loss)
         for r in runs.values()
@@ -128,12 +129,16 @@ CAPTIONS = {
     ),
     "c": (
         "(c) Gradient flow during training",
-        "Each column is one measurement on the fixed probe batch during training: colour is "
+        "Each column is one training step, every few steps, measured by vanishing.monitor "
+        "from that step's own backward pass on its training batch (float32; step s is the "
+        "batch seen after s updates): colour is "
         "log<sub>10</sub> of ‖∂E<sub>k</sub>/∂h<sub>t</sub>‖ (RNN) or "
-        "‖∂E<sub>k</sub>/∂c<sub>t</sub>‖ (LSTM) relative to lag 0, by lag k − t (vertical). "
+        "‖∂E<sub>k</sub>/∂c<sub>t</sub>‖ (LSTM) relative to lag 0, batch mean, by lag k − t "
+        "(vertical); the loss reads h<sub>T</sub> only, so k = T. "
         "The white line is the 10<sup>−3</sup> level, so its height is the gradient horizon: "
         "where the colour is dark, no error signal reaches that far back and W cannot "
-        "learn the dependence.",
+        "learn the dependence. Relative norms below float32's range (~10<sup>−38</sup>) "
+        "show as the floor.",
     ),
     "d": (
         "(d) Learning curves",

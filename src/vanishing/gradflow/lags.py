@@ -12,10 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
-from vanishing.gradflow.spectral import product_norms_exact, product_norms_power, spectral_norm
-from vanishing.gradflow.steps import F64, check_trace, lstm_steps, processing, rnn_steps
+from vanishing.gradflow.spectral import (
+    LANCZOS_ITERATIONS,
+    SWEEP_COLUMNS,
+    product_norms_estimate,
+    product_norms_exact,
+    spectral_norm,
+)
+from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps, check_trace, trace_steps
 from vanishing.nn import Trace
 from vanishing.nn.activations import activation_grad_bound
 from vanishing.nn.naming import is_lstm
@@ -29,7 +36,8 @@ class LagProfile:
     (LSTM; None for the RNN). jacobian_norm[l]: batch mean of the spectral norm of
     prod_{j=k-l+1..k} dc_j/dc_{j-1} (RNN: dh_j/dh_{j-1}); 1 at lag 0. bound[l]: the RNN's
     (gamma lambda_1)^l (None for the LSTM). horizon: gradient_horizon of dh_norm (RNN) or
-    dc_norm (LSTM). method: how jacobian_norm was computed, 'exact', 'power' or 'skipped'.
+    dc_norm (LSTM). method: how jacobian_norm was computed, 'exact', 'estimate' (lower
+    bounds from matrix-vector products, `spectral.product_norms_estimate`) or 'skipped'.
     """
 
     dh_norm: np.ndarray  # (T,)
@@ -80,46 +88,61 @@ def rnn_bound(W_hh: Tensor, nonlinearity: str, max_lag: int) -> np.ndarray:
         return np.power(gamma * lambda_1, np.arange(max_lag + 1.0))
 
 
+def norms_by_lag(grads: Tensor, direction: int) -> np.ndarray:
+    """(T,) batch mean of ||grads_t||_2 by lag (index 0 = the last processed step), float64.
+
+    grads (T, B, H) in time order, as a Trace holds them; direction as the trace's.
+    """
+    norms = torch.linalg.vector_norm(grads.detach(), dim=2, dtype=F64).mean(dim=1)  # (T,)
+    return (norms.flip(0) if direction == 0 else norms).cpu().numpy()
+
+
 def lag_profile(
     layer: nn.Module,
     trace: Trace,
     fraction: float = 1e-3,
-    exact_max_hidden: int = 64,
-    iterations: int = 20,
     *,
     jacobian: bool = True,
+    exact: bool = False,
+    columns: int = SWEEP_COLUMNS,
+    iterations: int = LANCZOS_ITERATIONS,
+    steps: RNNSteps | LSTMSteps | None = None,
 ) -> LagProfile:
     """Per-lag gradient norms and Jacobian-product norms of one recorded layer and direction.
 
     The trace must come from a forward and a backward pass whose loss E_k depends on the
     LAST step k = T only (e.g. a read-out of h_T): then trace.dh[t] = dE_k/dh_t. (With a
     loss at every step, dh_norm is the norm of the summed gradient sum_k dE_k/dh_t.) No
-    further backward pass is run. Jacobian products: exact (H x H matrices, spectral norm)
-    for H <= exact_max_hidden, else `iterations` power-iteration steps on P^T P using
-    Jacobian-vector and vector-Jacobian products (a lower bound that converges from below).
-    jacobian=False skips them (jacobian_norm is NaN beyond lag 0, method 'skipped').
+    further backward pass is run. Jacobian products: exact=True forms them (float64,
+    O(T B H^3)); otherwise lower bounds from matrix-vector products in the trace's dtype
+    (`spectral.product_norms_estimate`, `columns` and `iterations` set its accuracy,
+    docs/gradflow.md). jacobian=False skips them (jacobian_norm is NaN beyond lag 0,
+    method 'skipped') and reads nothing but the gradients (and, RNN, W_rec for the bound).
     For the LSTM the product is of dc_j/dc_{j-1} = A_j + B_j + C_j + D_j (eq. 6), which holds
     o_{j-1} fixed; dc_norm counts every path, including the one through the output gate.
+    steps: the trace's `steps.trace_steps`, if already built (float64 for exact=True).
     """
     check_trace(layer, trace)
     if trace.dh is None:
         raise ValueError("trace.dh is None: run backward through the recorded forward first")
     lstm = is_lstm(layer)
     d = trace.direction
-    dh = processing(trace.dh, d)  # (T, B, H)
-    T, B, H = dh.shape
-    dh_norm = dh.norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,) by lag
-    dc_norm = None
-    if lstm:
-        dc_norm = processing(trace.dc, d).norm(dim=2).mean(dim=1).flip(0).numpy()  # (T,)
-    steps = lstm_steps(layer, trace) if lstm else rnn_steps(layer, trace)
+    T = trace.dh.shape[0]
+    dh_norm = norms_by_lag(trace.dh, d)  # (T,)
+    dc_norm = norms_by_lag(trace.dc, d) if lstm else None  # (T,)
     if not jacobian:
         jac, method = np.full(T, np.nan), "skipped"
         jac[0] = 1.0
-    elif H <= exact_max_hidden:
-        jac, method = product_norms_exact(steps, T), "exact"
     else:
-        jac, method = product_norms_power(steps, T, B, H, iterations), "power"
-    bound = None if lstm else rnn_bound(steps.W, layer.nonlinearity, T - 1)
+        if steps is None:
+            steps = trace_steps(layer, trace, F64 if exact else trace.h.dtype)
+        if exact:
+            jac, method = product_norms_exact(steps, T), "exact"
+        else:
+            jac, method = product_norms_estimate(steps, T, columns, iterations), "estimate"
+    bound = None
+    if not lstm:
+        W_hh = layer.get_parameter("weight_hh_" + trace.name)
+        bound = rnn_bound(W_hh, layer.nonlinearity, T - 1)
     horizon = gradient_horizon(dh_norm if dc_norm is None else dc_norm, fraction)
     return LagProfile(dh_norm, dc_norm, jac, bound, horizon, method)

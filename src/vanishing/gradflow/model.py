@@ -1,10 +1,11 @@
 """Profile the gradient flow of a user's own model: `profile(module, inputs, loss_fn)`.
 
-The model is deep-copied, every torch.nn.RNN / torch.nn.LSTM in the copy is swapped for the
-vanishing layer with the same configuration and state dict (vanishing layers are kept, GRU
-and the rest are left alone), the copy runs forward and backward with recording on, and each
-recorded layer and direction is measured (`lags.py`, `terms.py`). The user's model, its
-parameters and their .grad are not touched.
+The model is deep-copied with every torch.nn.RNN / torch.nn.LSTM replaced, in the copying
+itself, by the vanishing layer with the same configuration and weights (vanishing layers
+are copied as they are, GRU and the rest are left alone); the copy runs forward and backward
+with recording on, and each recorded layer and direction is measured (`lags.py`,
+`terms.py`). The user's model, its parameters, their .grad and the random number
+generator's state are not touched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from vanishing.gradflow.lags import LagProfile, lag_profile
+from vanishing.gradflow.steps import F64, trace_steps
 from vanishing.gradflow.terms import LSTMTerms, lstm_terms
 from vanishing.nn import LSTM, RNN, Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
@@ -26,8 +28,9 @@ Detail = Literal["norms", "terms", "exact"]
 DETAILS: tuple[str, ...] = ("norms", "terms", "exact")
 """How much `profile` measures, cheapest first:
 'norms': per-lag gradient norms, horizon and (RNN) bound, read from the recording;
-'terms': also the Jacobian-product norms and the LSTM's four terms A_t, B_t, C_t, D_t;
-'exact': as 'terms', with exact spectral norms of the products at every hidden size."""
+'terms': also the Jacobian-product norms and the LSTM's four terms A_t, B_t, C_t, D_t,
+  estimated from matrix-vector products (lower bounds, accuracy in docs/gradflow.md);
+'exact': as 'terms', with every matrix formed and its exact spectral norm (float64)."""
 
 
 @dataclass
@@ -44,8 +47,10 @@ class LayerProfile:
     terms: LSTMTerms | None
 
 
-def _vanishing_twin(m: nn.Module) -> nn.Module:
-    """The vanishing layer with m's configuration and state dict (m: torch.nn.RNN / LSTM)."""
+def vanishing_twin(m: nn.Module) -> nn.Module:
+    """The vanishing layer with m's configuration and a copy of its weights (m: torch.nn.RNN
+    / LSTM), in m's train/eval mode. Built on the meta device first, so no initialisation
+    runs and the random number generator is not used."""
     if getattr(m, "proj_size", 0):
         raise ValueError(
             f"torch.nn.LSTM with proj_size={m.proj_size} is not supported by vanishing.profile"
@@ -57,16 +62,31 @@ def _vanishing_twin(m: nn.Module) -> nn.Module:
         batch_first=m.batch_first,
         dropout=float(m.dropout),
         bidirectional=m.bidirectional,
-        device=W.device,
+        device="meta",
         dtype=W.dtype,
     )
     if is_lstm(m):
         twin = LSTM(m.input_size, m.hidden_size, **config)
     else:
         twin = RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **config)
-    twin.load_state_dict(m.state_dict())
-    twin.train(m.training)
-    return twin
+    twin = twin.to_empty(device=W.device)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            twin.get_parameter(name).copy_(p)
+    return twin.train(m.training)
+
+
+def swapped_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of model in which every torch.nn.RNN / torch.nn.LSTM is its vanishing twin.
+
+    One copy of every parameter and buffer; a layer shared by several parents gets one
+    twin, still shared (deepcopy's memo).
+    """
+    memo: dict[int, object] = {}
+    for m in model.modules():
+        if isinstance(m, (nn.RNN, nn.LSTM)) and id(m) not in memo:
+            memo[id(m)] = vanishing_twin(m)
+    return copy.deepcopy(model, memo)
 
 
 def swap_layers(model: nn.Module) -> nn.Module:
@@ -79,7 +99,7 @@ def swap_layers(model: nn.Module) -> nn.Module:
 
     def twin_of(m: nn.Module) -> nn.Module:
         if id(m) not in twins:
-            twins[id(m)] = _vanishing_twin(m)
+            twins[id(m)] = vanishing_twin(m)
         return twins[id(m)]
 
     if isinstance(model, (nn.RNN, nn.LSTM)):
@@ -123,13 +143,14 @@ def profile(
     norms far below float32's range). The lag profile reads dE_k/dh_t as measured, so it
     is the article's quantity when the loss depends on the last step k = T only. If a layer
     runs several times in one forward, its last call is measured. Train/eval mode is kept
-    (dropout between stacked layers acts in train mode).
+    (dropout between stacked layers acts in train mode, with the generator's state restored
+    afterwards). Cost and accuracy of each detail: docs/gradflow.md.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
-    model = swap_layers(copy.deepcopy(module))
+    model = swapped_copy(module)
     if dtype is not None:
         model = model.to(dtype)
     layers = recordable_layers(model)
@@ -140,7 +161,7 @@ def profile(
         )
     for p in model.parameters():
         p.grad = None
-    with record(model):
+    with record(model), torch.random.fork_rng(devices=[]):
         loss = loss_fn(model(*_arguments(inputs, dtype)))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError("loss_fn must return a tensor with a single element (the loss)")
@@ -152,22 +173,20 @@ def profile(
                 raise ValueError(
                     f"layer {name!r} ({trace.name}) received no gradient from the loss"
                 )
-        lstm = is_lstm(layer)
-        result[name] = [
-            LayerProfile(
-                name=name,
-                kind="LSTM" if lstm else "RNN",
-                layer=layer,
-                trace=trace,
-                lags=lag_profile(
-                    layer,
-                    trace,
-                    fraction,
-                    exact_max_hidden=layer.hidden_size if detail == "exact" else 64,
-                    jacobian=detail != "norms",
-                ),
-                terms=lstm_terms(layer, trace) if lstm and detail != "norms" else None,
-            )
-            for trace in layer.traces
-        ]
+        result[name] = [_measure(name, layer, trace, fraction, detail) for trace in layer.traces]
     return result
+
+
+def _measure(
+    name: str, layer: nn.Module, trace: Trace, fraction: float, detail: str
+) -> LayerProfile:
+    """One layer and direction's LayerProfile at the given detail (the step factors built once)."""
+    lstm = is_lstm(layer)
+    steps, terms = None, None
+    exact = detail == "exact"
+    if detail != "norms":
+        steps = trace_steps(layer, trace, F64 if exact else trace.h.dtype)
+        if lstm:
+            terms = lstm_terms(layer, trace, exact=exact, steps=steps)
+    lags = lag_profile(layer, trace, fraction, jacobian=detail != "norms", exact=exact, steps=steps)
+    return LayerProfile(name, "LSTM" if lstm else "RNN", layer, trace, lags, terms)

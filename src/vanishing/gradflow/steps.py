@@ -2,7 +2,8 @@
 
 Steps are numbered in the order the layer processes them, s = 1 .. T (time order for the
 forward direction, reversed time for the reverse one); index s - 1 of a (T, ...) tensor here is
-step s. Everything is float64 and detached, built from one `Trace` and the layer's weight_hh.
+step s. Everything is detached, built from one `Trace` and the layer's weight_hh, in float64
+unless a dtype is asked for (the estimates of `spectral.py` run in the trace's own dtype).
 
 - RNN, article eq. (2):  J_s = dh_s/dh_{s-1} = diag(act'(z_s)) W_rec.
 - LSTM, article eq. (6): J_s = dc_s/dc_{s-1} = A_s + B_s + C_s + D_s with
@@ -34,18 +35,18 @@ from vanishing.nn.naming import flip_time, is_lstm
 F64 = torch.float64
 
 
-def processing(x: Tensor, direction: int) -> Tensor:
-    """A trace tensor (T, ...) in time order as float64 in processing order."""
-    return flip_time(x.detach().to(F64), direction)
+def processing(x: Tensor, direction: int, dtype: torch.dtype = F64) -> Tensor:
+    """A trace tensor (T, ...) in time order as dtype (float64) in processing order."""
+    return flip_time(x.detach().to(dtype), direction)
 
 
-def weight_hh(layer: nn.Module, trace: Trace) -> Tensor:
-    """weight_hh of the trace's layer and direction, detached, float64: (G*H, H)."""
+def weight_hh(layer: nn.Module, trace: Trace, dtype: torch.dtype = F64) -> Tensor:
+    """weight_hh of the trace's layer and direction, detached, as dtype: (G*H, H)."""
     name = "weight_hh_" + trace.name
     W = getattr(layer, name, None)
     if W is None:
         raise ValueError(f"{type(layer).__name__} has no parameter {name} for this trace")
-    return W.detach().to(F64)
+    return W.detach().to(dtype)
 
 
 def check_trace(layer: nn.Module, trace: Trace) -> None:
@@ -61,18 +62,31 @@ def check_trace(layer: nn.Module, trace: Trace) -> None:
 
 @dataclass
 class RNNSteps:
-    """Per-step factors of J_s = dh_s/dh_{s-1} = diag(a_s) W, processing order."""
+    """Per-step factors of J_s = dh_s/dh_{s-1} = diag(a_s) W, processing order.
+
+    jvp and vjp take a step index s (0-based) or a slice of steps; y, z (..., B, H) or, for
+    a slice, (..., steps, B, H).
+    """
 
     a: Tensor  # (T, B, H) act'(z_s)
     W: Tensor  # (H, H) W_rec
 
+    @property
+    def dim(self) -> tuple[int, int]:
+        """(B, H): sequences and hidden units."""
+        return self.a.shape[1], self.a.shape[2]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.a.dtype
+
     def jacobian(self, s: int) -> Tensor:
         return self.a[s].unsqueeze(2) * self.W  # (B, H, H)
 
-    def jvp(self, s: int, y: Tensor) -> Tensor:
+    def jvp(self, s: int | slice, y: Tensor) -> Tensor:
         return self.a[s] * (y @ self.W.t())  # (..., B, H) J_s y
 
-    def vjp(self, s: int, z: Tensor) -> Tensor:
+    def vjp(self, s: int | slice, z: Tensor) -> Tensor:
         return (self.a[s] * z) @ self.W  # (..., B, H) J_s^T z
 
 
@@ -81,12 +95,22 @@ class LSTMSteps:
     """Per-step factors of J_s = dc_s/dc_{s-1} = diag(f_s) + sum_gate diag(alpha) U diag(beta).
 
     alpha[:, :, 0..2] are the left factors of C, A, D (gates i, f, g), beta the right factor.
+    jvp and vjp take a step index s (0-based) or a slice of steps, as `RNNSteps`.
     """
 
     f: Tensor  # (T, B, H) f_s
     alpha: Tensor  # (T, B, 3, H) [g sigma'(z_i), c_{s-1} sigma'(z_f), i tanh'(z_g)]
     beta: Tensor  # (T, B, H) o_{s-1} tanh'(c_{s-1}), 0 at s = 1
     U: Tensor  # (3H, H) [U_i; U_f; U_g]
+
+    @property
+    def dim(self) -> tuple[int, int]:
+        """(B, H): sequences and hidden units."""
+        return self.f.shape[1], self.f.shape[2]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.f.dtype
 
     def terms(self, s: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A_s, B_s, C_s, D_s, each (B, H, H)."""
@@ -103,23 +127,25 @@ class LSTMSteps:
         M = torch.einsum("bgi,gij->bij", self.alpha[s], U)  # (B, H, H) sum_gate diag(alpha) U
         return M * self.beta[s].unsqueeze(1) + torch.diag_embed(self.f[s])  # (B, H, H)
 
-    def jvp(self, s: int, y: Tensor) -> Tensor:
+    def jvp(self, s: int | slice, y: Tensor) -> Tensor:
         H = self.f.shape[2]
         u = ((self.beta[s] * y) @ self.U.t()).unflatten(-1, (3, H))  # (..., B, 3, H)
         return self.f[s] * y + (self.alpha[s] * u).sum(-2)  # (..., B, H) J_s y
 
-    def vjp(self, s: int, z: Tensor) -> Tensor:
+    def vjp(self, s: int | slice, z: Tensor) -> Tensor:
         w = (self.alpha[s] * z.unsqueeze(-2)).flatten(-2)  # (..., B, 3H)
         return self.f[s] * z + self.beta[s] * (w @ self.U)  # (..., B, H) J_s^T z
 
 
-def lstm_steps(layer: nn.Module, trace: Trace, article_D: bool = False) -> LSTMSteps:
+def lstm_steps(
+    layer: nn.Module, trace: Trace, article_D: bool = False, dtype: torch.dtype = F64
+) -> LSTMSteps:
     """The LSTM's step factors from lstm_local_factors; article_D: sigma'(z_g) in D (wrong)."""
     if not is_lstm(trace):
         raise ValueError("this trace has no gates: expected an LSTM trace")
     d = trace.direction
-    i, f, g, o, c = (processing(x, d) for x in (trace.i, trace.f, trace.g, trace.o, trace.c))
-    c0 = trace.c0.detach().to(F64).unsqueeze(0)  # (1, B, H)
+    i, f, g, o, c = (processing(x, d, dtype) for x in (trace.i, trace.f, trace.g, trace.o, trace.c))
+    c0 = trace.c0.detach().to(dtype).unsqueeze(0)  # (1, B, H)
     c_prev = torch.cat((c0, c[:-1]))  # (T, B, H) c_{s-1}
     dc_dh, dz = lstm_local_factors(torch.cat((i, f, g, o), dim=2), c_prev, c)  # (T,B,H), (T,B,4H)
     T, B, H = c.shape
@@ -129,11 +155,18 @@ def lstm_steps(layer: nn.Module, trace: Trace, article_D: bool = False) -> LSTMS
         alpha[:, :, 2] = i * sigmoid_grad_from_tanh(g)
     beta = torch.zeros_like(c)  # (T, B, H); 0 at s = 1: h_0 does not depend on c_0
     beta[1:] = dc_dh[:-1]
-    U = weight_hh(layer, trace)[: 3 * H]  # (3H, H)
+    U = weight_hh(layer, trace, dtype)[: 3 * H]  # (3H, H)
     return LSTMSteps(f=f, alpha=alpha, beta=beta, U=U)
 
 
-def rnn_steps(layer: nn.Module, trace: Trace) -> RNNSteps:
+def rnn_steps(layer: nn.Module, trace: Trace, dtype: torch.dtype = F64) -> RNNSteps:
     """The RNN's step factors: act'(z_s) through h_s, and W_rec."""
-    h = processing(trace.h, trace.direction)  # (T, B, H)
-    return RNNSteps(a=activation_grad(h, layer.nonlinearity), W=weight_hh(layer, trace))
+    h = processing(trace.h, trace.direction, dtype)  # (T, B, H)
+    return RNNSteps(a=activation_grad(h, layer.nonlinearity), W=weight_hh(layer, trace, dtype))
+
+
+def trace_steps(layer: nn.Module, trace: Trace, dtype: torch.dtype = F64) -> RNNSteps | LSTMSteps:
+    """lstm_steps or rnn_steps, whichever the layer is."""
+    return (
+        lstm_steps(layer, trace, dtype=dtype) if is_lstm(layer) else rnn_steps(layer, trace, dtype)
+    )

@@ -1,6 +1,8 @@
 """The LSTM's dc_t/dc_{t-1} = A_t + B_t + C_t + D_t (article eq. 6): the matrices and their norms.
 
 Steps in processing order (time order for the forward direction); factors from `steps.py`.
+||B_t|| = max f_t exactly; the other norms are exact (each H x H matrix formed) or estimated
+for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vanishing.gradflow.spectral import spectral_norm
-from vanishing.gradflow.steps import check_trace, lstm_steps
+from vanishing.gradflow.spectral import LANCZOS_ITERATIONS, lanczos_norm, spectral_norm
+from vanishing.gradflow.steps import F64, LSTMSteps, check_trace, lstm_steps
 from vanishing.nn import Trace
 from vanishing.nn.naming import is_lstm
 
@@ -23,6 +25,7 @@ class LSTMTerms:
 
     A, B, C, D, total: (T,) batch mean of the spectral norm of each term and of their sum;
     forget_mean: (T,) mean of f_t over batch and units; forget: every f_t value, flattened.
+    method: 'exact' or 'estimate' (Lanczos lower bounds; B is exact either way).
     """
 
     A: np.ndarray
@@ -32,6 +35,7 @@ class LSTMTerms:
     total: np.ndarray
     forget_mean: np.ndarray
     forget: np.ndarray
+    method: str = "exact"
 
 
 def _check_lstm(layer: nn.Module, trace: Trace, what: str) -> None:
@@ -56,27 +60,87 @@ def lstm_jacobians(
     return tuple(torch.stack(x) for x in zip(*terms, strict=True))  # 4 x (T, B, H, H)
 
 
-def lstm_terms(layer: nn.Module, trace: Trace, article_D: bool = False) -> LSTMTerms:
-    """Per-step batch-mean spectral norms of A_t, B_t, C_t, D_t and A_t + B_t + C_t + D_t.
-
-    ||B_t|| = max f_t. article_D=True uses the article's sigma'(z_g) in D_t (wrong).
-    """
-    _check_lstm(layer, trace, "lstm_terms")
-    steps = lstm_steps(layer, trace, article_D)
+def _norms_exact(steps: LSTMSteps) -> np.ndarray:
+    """(4, T) batch-mean spectral norms of A_t, C_t, D_t and their sum with B_t, formed."""
     T = steps.f.shape[0]
-    norms = np.empty((5, T))
+    norms = np.empty((4, T))
     for s in range(T):
         A, B_s, C, D = steps.terms(s)  # (B, H, H) each
         M = torch.stack((A, C, D, A + B_s + C + D))  # (4, B, H, H)
-        a, c, d, total = spectral_norm(M).mean(dim=1).tolist()
-        norms[:, s] = a, steps.f[s].amax(dim=1).mean().item(), c, d, total
-    f = steps.f  # (T, B, H)
+        norms[:, s] = spectral_norm(M).mean(dim=1).tolist()
+    return norms
+
+
+def _start(U: Tensor, like: Tensor, gen: torch.Generator) -> Tensor:
+    """Lanczos start vectors shaped like `like` (..., H): the top right singular vector of U
+    (..., m, H), where a trained layer's terms point (float64 SVD of the H-column weights),
+    plus a tenth of a random unit vector, so that no direction is missed."""
+    top = torch.linalg.svd(U.to(F64))[2][..., 0, :].to(like.dtype)  # (..., H)
+    r = torch.randn(like.shape, generator=gen, dtype=like.dtype)
+    r = r / r.norm(dim=-1, keepdim=True)
+    return top.unsqueeze(-2) + 0.1 * r if top.dim() > 1 else top + 0.1 * r
+
+
+def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
+    """As _norms_exact, by `iterations` Lanczos steps on every step and sequence at once.
+
+    diag(alpha_g) U_g diag(beta) (gates i, f, g: C, A, D) act on a (3, N, H) block, the
+    sum J_s on (T-1, B, H) through steps.jvp / vjp; N = (T-1) B counts steps 2 .. T. At
+    step 1, A = C = D = 0 and the sum is B_1 = diag(f_1).
+    """
+    T, B, H = steps.f.shape
+    norms = np.zeros((4, T))
+    norms[3, 0] = steps.f[0].amax(dim=1).mean().item()  # ||B_1||
+    if T == 1:
+        return norms
+    alpha = steps.alpha[1:].permute(2, 0, 1, 3).flatten(1, 2)  # (3, N, H) gates i, f, g
+    beta = steps.beta[1:].flatten(0, 1)  # (N, H)
+    U = steps.U.view(3, H, H)  # (3, H, H) U_i, U_f, U_g
+
+    def mv(x: Tensor) -> Tensor:  # (3, N, H) diag(alpha_g) U_g diag(beta) x
+        return torch.bmm(x * beta, U.mT) * alpha
+
+    def rmv(y: Tensor) -> Tensor:  # (3, N, H) diag(beta) U_g^T diag(alpha_g) y
+        return torch.bmm(y * alpha, U) * beta
+
+    gen = torch.Generator().manual_seed(0)
+    cad = lanczos_norm(mv, rmv, _start(U, alpha, gen), iterations).view(3, T - 1, B)  # C, A, D
+    s = slice(1, None)
+    v = _start(steps.U, steps.f[1:], gen)  # (T-1, B, H)
+    total = lanczos_norm(lambda x: steps.jvp(s, x), lambda y: steps.vjp(s, y), v, iterations)
+    norms[:3, 1:] = cad.mean(dim=2)[[1, 0, 2]].to(F64).numpy()  # A, C, D
+    norms[3, 1:] = total.mean(dim=1).to(F64).numpy()  # (T-1,)
+    return norms
+
+
+def lstm_terms(
+    layer: nn.Module,
+    trace: Trace,
+    article_D: bool = False,
+    *,
+    exact: bool = False,
+    iterations: int = LANCZOS_ITERATIONS,
+    steps: LSTMSteps | None = None,
+) -> LSTMTerms:
+    """Per-step batch-mean spectral norms of A_t, B_t, C_t, D_t and A_t + B_t + C_t + D_t.
+
+    ||B_t|| = max f_t. exact=True forms every H x H term (float64, O(T B H^3)); otherwise
+    `iterations` Lanczos steps in the trace's dtype give lower bounds (O(T B H^2 iterations);
+    accuracy: docs/gradflow.md). article_D=True uses the article's sigma'(z_g) in D_t (wrong).
+    steps: the trace's `steps.lstm_steps`, if already built (float64 for exact=True).
+    """
+    _check_lstm(layer, trace, "lstm_terms")
+    if steps is None:
+        steps = lstm_steps(layer, trace, article_D, dtype=F64 if exact else trace.f.dtype)
+    norms = _norms_exact(steps) if exact else _norms_estimate(steps, iterations)
+    f = steps.f.to(F64)  # (T, B, H)
     return LSTMTerms(
         A=norms[0],
-        B=norms[1],
-        C=norms[2],
-        D=norms[3],
-        total=norms[4],
+        B=f.amax(dim=2).mean(dim=1).numpy(),
+        C=norms[1],
+        D=norms[2],
+        total=norms[3],
         forget_mean=f.mean(dim=(1, 2)).numpy(),
         forget=f.flatten().numpy(),
+        method="exact" if exact else "estimate",
     )

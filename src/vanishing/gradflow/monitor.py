@@ -1,0 +1,386 @@
+"""`monitor(model, every=N)`: the gradient horizon and lag profile while a model trains.
+
+Every `every` steps the monitor measures the step the model runs anyway, at the "norms"
+detail (`lags.lag_profile` without Jacobian products): vanishing layers record that step's
+forward and its backward fills in dL/dh_t, dL/dc_t (no extra pass); for a torch.nn.RNN /
+LSTM the monitor keeps the layer's input and the gradient that reaches its outputs, and
+replays them through a vanishing twin (one recorded forward and backward of that layer).
+The measurement goes to `history`, to a metrics.jsonl file (one JSON line per measured
+step) and, optionally, to TensorBoard. Nothing in the model, its gradients or the random
+number generator changes: training is bit-identical with and without the monitor.
+
+Two ways to drive it (use one):
+- callbacks, for a trainer: `on_step_start(step, model)` before the forward of each step,
+  `on_step_end(step, model, loss)` after the backward and before the optimizer step; on a
+  measured step on_step_end returns {"gradflow": ...} for the trainer's own metrics.
+- a context manager, for a plain loop: inside `with monitor(model, ...)`, every forward
+  of the model in train mode with gradients on is a step (0, 1, 2, ...); a step is measured
+  at the next such forward, or when the block ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from vanishing.gradflow.lags import lag_profile
+from vanishing.gradflow.model import vanishing_twin
+from vanishing.nn import Trace, record, recordable_layers
+from vanishing.nn.naming import is_lstm
+
+DIGITS = 6  # significant digits of the norms written to metrics.jsonl
+
+
+def _rounded(values: np.ndarray) -> list[float | None]:
+    """Values with DIGITS significant digits, for JSON; None where not finite."""
+    return [float(f"{v:.{DIGITS}g}") if math.isfinite(v) else None for v in values.tolist()]
+
+
+def _tensorboard(target: object) -> Any:
+    """A SummaryWriter for a log folder (the optional `tensorboard` package), or target itself
+    if it already writes scalars; None for None."""
+    if target is None or hasattr(target, "add_scalar"):
+        return target
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:  # torch's writer needs the tensorboard package
+        raise ImportError(
+            "tensorboard=... needs the tensorboard package: pip install 'vanishing[tensorboard]'"
+        ) from e
+    return SummaryWriter(log_dir=str(target))
+
+
+class _Replay:
+    """One torch.nn.RNN / LSTM call kept for replay: input, initial state, a twin holding the
+    weights of that moment, and the gradients that reach the outputs in backward."""
+
+    def __init__(self, twin: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
+        self.twin = twin
+        self.x = args[0].detach().clone()
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        if isinstance(hx, Tensor):
+            hx = hx.detach().clone()
+        elif hx is not None:
+            hx = tuple(h.detach().clone() for h in hx)
+        self.hx = hx
+        out, final = outputs
+        outputs = [out, *(final if isinstance(final, tuple) else (final,))]  # out, h_n[, c_n]
+        self.grads: list[Tensor | None] = [None] * len(outputs)
+        for k, t in enumerate(outputs):
+            if t.requires_grad:
+                t.register_hook(self._keeper(k))
+
+    def _keeper(self, k: int) -> Any:
+        def keep(grad: Tensor) -> None:
+            self.grads[k] = grad.detach().clone()
+
+        return keep
+
+    def traces(self) -> list[Trace]:
+        """The twin's traces after a recorded forward and a backward of the kept gradients;
+        [] if no gradient reached the layer."""
+        kept = [k for k, g in enumerate(self.grads) if g is not None]
+        if not kept:
+            return []
+        twin = self.twin
+        with torch.random.fork_rng(devices=[]), record(twin):  # dropout: the RNG is restored
+            out, final = twin(self.x, self.hx)
+            outputs = [out, *(final if isinstance(final, tuple) else (final,))]
+            torch.autograd.grad(
+                [outputs[k] for k in kept],
+                list(twin.parameters()),
+                [self.grads[k] for k in kept],
+                allow_unused=True,
+            )
+        return list(twin.traces)
+
+
+class Monitor:
+    """Measures the gradient flow of a training model every `every` steps (module docstring).
+
+    model: a module with vanishing.RNN / LSTM or torch.nn.RNN / LSTM layers. path: a
+    metrics.jsonl to append to (None: none; a trainer that writes on_step_end's dict itself
+    needs none). fraction: the horizon's threshold. tensorboard: a log folder or a
+    SummaryWriter (needs `pip install 'vanishing[tensorboard]'`). history: every
+    measurement, as the dicts written to the file.
+
+    One JSON line per measured step: {"step": s, "loss": l (when given), "gradflow": {key:
+    {"kind", "horizon", "dh_norm", "dc_norm"}}}, key '<layer name>.<l0 | l1_reverse ..>';
+    the norms are batch means of ||dE/dh_t||, ||dE/dc_t|| (LSTM) by lag k - t, index 0
+    the last step, with DIGITS significant digits (docs/gradflow.md).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        every: int = 10,
+        path: str | Path | None = None,
+        *,
+        fraction: float = 1e-3,
+        tensorboard: object = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+        self.model, self.every, self.fraction = model, every, fraction
+        self.recorded = recordable_layers(model)  # vanishing layers: {name: layer}
+        self.twins = {
+            name: vanishing_twin(m)
+            for name, m in model.named_modules()
+            if isinstance(m, (nn.RNN, nn.LSTM))
+        }
+        if not self.recorded and not self.twins:
+            raise ValueError(
+                f"{type(model).__name__} contains no torch.nn.RNN, torch.nn.LSTM, vanishing.RNN "
+                "or vanishing.LSTM layer to monitor"
+            )
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = _tensorboard(tensorboard)
+        self.history: list[dict] = []
+        self._armed: int | None = None  # the step being measured
+        self._handles: list[Any] = []
+        self._flags: dict[str, tuple[bool, list[Trace]]] = {}  # record flag and traces before
+        self._traces: dict[str, list[Trace]] = {}  # vanishing layers' traces of the step
+        self._replays: dict[str, _Replay] = {}  # torch.nn layers' calls of the step
+        self._step = -1  # the context manager's step counter
+        self._counter: Any = None  # the context manager's forward pre-hook
+        self._capture: Any = None  # the measured step's forward hook
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ trainer callbacks
+
+    def on_step_start(self, step: int, model: nn.Module | None = None) -> None:
+        """Before the forward of `step`: arm the recording if step % every == 0."""
+        self._check(model)
+        if self._armed is not None:  # the previous step never ended (e.g. an exception)
+            self._disarm()
+            self._armed = None
+        if step % self.every == 0:
+            self._arm(step)
+
+    def on_step_end(
+        self, step: int, model: nn.Module | None = None, loss: Tensor | float | None = None
+    ) -> dict | None:
+        """After the backward of `step`: measure it if armed; returns {"gradflow": ...} (what
+        was written, without step and loss) or None."""
+        self._check(model)
+        if self._armed is None:
+            return None
+        armed, self._armed = self._armed, None
+        try:
+            layers = self._measured_traces() if armed == step else {}
+        finally:
+            self._disarm()
+        if not layers:
+            return None
+        entry: dict[str, Any] = {"step": step}
+        if loss is not None:
+            entry["loss"] = loss.detach().item() if isinstance(loss, Tensor) else float(loss)
+        entry["gradflow"] = self._measure(layers)
+        self._write(entry)
+        return {"gradflow": entry["gradflow"]}
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer (the jsonl file is written line by line)."""
+        if self.writer is not None and hasattr(self.writer, "close"):
+            self.writer.close()
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> Monitor:
+        self._counter = self.model.register_forward_pre_hook(self._own(self._count))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._armed is not None and exc[0] is None:
+                self.on_step_end(self._armed)
+        finally:
+            self._disarm()
+            self._armed = None
+            if self._counter is not None:
+                self._counter.remove()
+                self._counter = None
+            self.close()
+
+    def _count(self, module: nn.Module, args: tuple) -> None:
+        """Forward pre-hook of the context manager: a training forward starts a new step."""
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        if self._armed is not None:
+            self.on_step_end(self._armed)
+        self._step += 1
+        self.on_step_start(self._step)
+
+    # ------------------------------------------------------------------ recording
+
+    def _check(self, model: nn.Module | None) -> None:
+        if model is not None and model is not self.model:
+            raise ValueError("this monitor watches another model")
+
+    def _own(self, hook: Any, module: nn.Module | None = None) -> Any:
+        """hook, run only for `module` (the model) itself. A deep copy of the model (e.g.
+        profile()'s) copies its hooks: as a plain function this one is shared, not copied
+        with the monitor, and ignores the copy."""
+        module = self.model if module is None else module
+
+        def own(m: nn.Module, *args: Any) -> Any:
+            return hook(m, *args) if m is module else None
+
+        return own
+
+    def _arm(self, step: int) -> None:
+        self._armed = step
+        for name, layer in self.recorded.items():
+            self._flags[name] = (layer.record, layer.traces)
+            layer.record = True
+        self._capture = self.model.register_forward_hook(self._own(self._after_forward))
+        self._handles.append(self._capture)
+        for name in self.twins:
+            layer = self.model.get_submodule(name)
+            hook = self._own(self._replay_hook(name), layer)
+            self._handles.append(layer.register_forward_hook(hook, with_kwargs=True))
+
+    def _replay_hook(self, name: str) -> Any:
+        def hook(layer: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
+            if isinstance(args[0], PackedSequence):
+                self._warn(name, "PackedSequence input is not measured")
+                return
+            twin, w = self.twins[name], layer.weight_ih_l0
+            if (twin.weight_ih_l0.dtype, twin.weight_ih_l0.device) != (w.dtype, w.device):
+                twin = self.twins[name] = vanishing_twin(layer)  # the model was moved or cast
+            with torch.no_grad():
+                for pname, p in layer.named_parameters():
+                    twin.get_parameter(pname).copy_(p)
+            twin.train(layer.training)
+            self._replays[name] = _Replay(twin, args, kwargs, outputs)
+
+        return hook
+
+    def _after_forward(self, module: nn.Module, args: tuple, output: object) -> None:
+        """The measured forward is done: keep its traces, stop recording (later forwards,
+        e.g. an evaluation, must not replace them); runs once per measured step."""
+        self._capture.remove()
+        for name, layer in self.recorded.items():
+            self._traces[name] = list(layer.traces)
+        self._restore_flags()
+
+    def _restore_flags(self) -> None:
+        for name, (flag, traces) in self._flags.items():
+            layer = self.recorded[name]
+            layer.record, layer.traces = flag, traces
+        self._flags.clear()
+
+    def _disarm(self) -> None:
+        self._restore_flags()
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._traces, self._replays = {}, {}
+
+    def _warn(self, name: str, message: str) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            warnings.warn(f"vanishing.monitor: layer {name!r}: {message}", stacklevel=3)
+
+    # ------------------------------------------------------------------ measuring
+
+    def _measured_traces(self) -> dict[str, tuple[nn.Module, list[Trace]]]:
+        """{layer name: (layer, traces with gradients)} of the armed step."""
+        layers: dict[str, tuple[nn.Module, list[Trace]]] = {}
+        traces = self._traces or {n: list(layer.traces) for n, layer in self.recorded.items()}
+        for name, found in traces.items():
+            layers[name] = (self.recorded[name], found)
+        for name, replay in self._replays.items():
+            layers[name] = (replay.twin, replay.traces())
+        for name, (_, found) in list(layers.items()):
+            if not found or any(t.dh is None for t in found):
+                self._warn(name, "no gradient reached it in this step; not measured")
+                del layers[name]
+        return layers
+
+    def _measure(self, layers: dict[str, tuple[nn.Module, list[Trace]]]) -> dict[str, dict]:
+        """The 'norms' detail of every layer and direction, as JSON-ready dicts."""
+        out: dict[str, dict] = {}
+        for name, (layer, traces) in layers.items():
+            for trace in traces:
+                p = lag_profile(layer, trace, self.fraction, jacobian=False)
+                key = f"{name}.{trace.name}" if name else trace.name
+                out[key] = {
+                    "kind": "LSTM" if is_lstm(layer) else "RNN",
+                    "horizon": p.horizon,
+                    "dh_norm": _rounded(p.dh_norm),
+                    "dc_norm": None if p.dc_norm is None else _rounded(p.dc_norm),
+                }
+        return out
+
+    def _write(self, entry: dict) -> None:
+        self.history.append(entry)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, allow_nan=False) + "\n")
+        if self.writer is not None:
+            step = entry["step"]
+            for key, m in entry["gradflow"].items():
+                self.writer.add_scalar(f"gradflow/{key}/horizon", m["horizon"], step)
+                norm = m["dc_norm"] or m["dh_norm"]
+                if norm[0] and norm[-1]:
+                    ratio = math.log10(norm[-1] / norm[0])
+                    self.writer.add_scalar(f"gradflow/{key}/log10_ratio_last_lag", ratio, step)
+
+
+def monitor(
+    model: nn.Module,
+    every: int = 10,
+    path: str | Path | None = None,
+    *,
+    fraction: float = 1e-3,
+    tensorboard: object = None,
+) -> Monitor:
+    """A Monitor of model's gradient flow every `every` steps (see `Monitor`).
+
+    >>> with vanishing.monitor(model, every=10, path="run/metrics.jsonl") as mon:
+    ...     for x, y in batches:
+    ...         opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
+    >>> mon.history[-1]["gradflow"]["lstm.l0"]["horizon"]
+    """
+    return Monitor(model, every, path, fraction=fraction, tensorboard=tensorboard)
+
+
+def lag_history(
+    records: Sequence[dict] | str | Path,
+) -> dict[str, tuple[list[int], np.ndarray]]:
+    """{key: (steps, norms (steps, T))} of a monitor's records (its history, or a
+    metrics.jsonl with other lines mixed in): per measured step the norms the horizon is read
+    from (dc_norm for the LSTM, dh_norm for the RNN) by lag; rows of different length are
+    padded with NaN. What the heatmap of `report.figures.plot_heatmaps` draws."""
+    if isinstance(records, (str, Path)):
+        with Path(records).open(encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    rows: dict[str, tuple[list[int], list[list[float]]]] = {}
+    for entry in records:
+        for key, m in (entry.get("gradflow") or {}).items():
+            steps, norms = rows.setdefault(key, ([], []))
+            steps.append(int(entry["step"]))
+            norms.append([math.nan if v is None else v for v in (m["dc_norm"] or m["dh_norm"])])
+    out = {}
+    for key, (steps, norms) in rows.items():
+        table = np.full((len(norms), max(len(n) for n in norms)), np.nan)
+        for i, n in enumerate(norms):
+            table[i, : len(n)] = n
+        out[key] = (steps, table)
+    return out
