@@ -140,14 +140,14 @@ def profile(
         )
     for p in model.parameters():
         p.grad = None
-    with record(model):
+    with record(model) as recording:
         loss = loss_fn(model(*_arguments(inputs, dtype)))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError("loss_fn must return a tensor with a single element (the loss)")
         loss.backward()
     result: dict[str, list[LayerProfile]] = {}
     for name, layer in layers.items():
-        for trace in layer.traces:
+        for trace in recording[name]:
             if trace.dh is None:
                 raise ValueError(
                     f"layer {name!r} ({trace.name}) received no gradient from the loss"
@@ -168,6 +168,6 @@ def profile(
                 ),
                 terms=lstm_terms(layer, trace) if lstm and detail != "norms" else None,
             )
-            for trace in layer.traces
+            for trace in recording[name]
         ]
     return result
