@@ -77,6 +77,27 @@ def _load() -> Any:
     return torch.ops.vanishing_bptt
 
 
+def _cause(error: BaseException, lines: int = 3) -> str:
+    """The lines of a build error that say why: the compiler's `error` lines (its message
+    starts with the whole command line), else the last lines."""
+    text = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in text if "error" in line.lower() and len(line) < 500]
+    return " | ".join((errors or text)[:lines] if errors else text[-lines:]) or repr(error)
+
+
+def _user_stacklevel() -> int:
+    """warnings.warn's stacklevel of the first caller outside vanishing and torch."""
+    import vanishing
+
+    packages = (Path(vanishing.__file__).parent, Path(torch.__file__).parent)
+    frame, level = sys._getframe(1), 1  # available()'s frame: stacklevel 1
+    while frame is not None and any(
+        Path(frame.f_code.co_filename).is_relative_to(p) for p in packages
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def set_enabled(enabled: bool | None) -> None:
     """Force the kernel on (if it loads) or off; None gives the choice back to VANISHING_KERNEL."""
     global _enabled
@@ -106,10 +127,10 @@ def available() -> bool:
             _failed = True
             warnings.warn(
                 "vanishing: the compiled CPU kernel could not be built or loaded "
-                f"({type(error).__name__}: {str(error).strip()[:300]}); using the slower "
-                "reference path. Set VANISHING_KERNEL=0 to choose it without this warning.",
+                f"({type(error).__name__}: {_cause(error)}); using the slower reference "
+                "path. Set VANISHING_KERNEL=0 to choose it without this warning.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
             return False
     return True
