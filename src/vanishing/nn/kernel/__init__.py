@@ -9,10 +9,15 @@ download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by de
 ~/.cache/torch_extensions) under a name that includes the instruction set (AVX2 or generic),
 so a cache shared between machines never runs code their CPU lacks.
 
-Selection: `functions.py` runs CPU float32/float64 tensors here when `available()`, the
-reference otherwise (always for CUDA). If the build or load fails, `available()` warns once
-per process and returns False. `VANISHING_KERNEL=0` in the environment, or
-`set_enabled(False)`, forces the reference path (without a warning).
+Selection (`supports`): `functions.py` runs CPU float32/float64 tensors with a batch and
+without a projection here when `available()`, the reference otherwise (always for CUDA, other
+dtypes and proj_size > 0). If the build or load fails, `available()` warns once per process
+(naming the compiler's error, at the user's line) and returns False. `VANISHING_KERNEL=0` in
+the environment, or `set_enabled(False)`, forces the reference path (without a warning).
+
+The loops are `torch.library` custom operators (`vanishing::lstm_forward`, ...) with fake
+implementations: torch.compile and torch.export see one node per loop. In eager mode their
+implementations are called directly.
 """
 
 from __future__ import annotations
