@@ -92,9 +92,7 @@ def _cause(error: BaseException, lines: int = 3) -> str:
 
 def _user_stacklevel() -> int:
     """warnings.warn's stacklevel of the first caller outside vanishing and torch."""
-    import vanishing
-
-    packages = (Path(vanishing.__file__).parent, Path(torch.__file__).parent)
+    packages = (Path(__file__).parents[2], Path(torch.__file__).parent)  # vanishing/, torch/
     frame, level = sys._getframe(1), 1  # available()'s frame: stacklevel 1
     while frame is not None and any(
         Path(frame.f_code.co_filename).is_relative_to(p) for p in packages
