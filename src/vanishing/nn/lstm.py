@@ -78,13 +78,15 @@ def lstm_step_forward(
 
     Returns gates_t (n, 4H) = [i_t, f_t, g_t, o_t], c_t (n, H), m_t (n, H), h_t (n, P).
     """
-    z = z_t + h_prev @ W_hh.t()  # (n, 4H) pre-activations [z_i, z_f, z_g, z_o]
-    z_i, z_f, z_g, z_o = z.chunk(4, 1)  # (n, H) each
-    i, f, g, o = z_i.sigmoid(), z_f.sigmoid(), z_g.tanh(), z_o.sigmoid()  # (n, H) each
-    c = f * c_prev + i * g  # (n, H) c_t
+    H = c_prev.shape[1]
+    z = torch.addmm(z_t, h_prev, W_hh.t())  # (n, 4H) pre-activations [z_i, z_f, z_g, z_o]
+    s = z.sigmoid()  # (n, 4H): i, f, o (its g block is not used)
+    gates = torch.cat((s[:, : 2 * H], z[:, 2 * H : 3 * H].tanh(), s[:, 3 * H :]), 1)
+    i, f, g, o = gates.chunk(4, 1)  # (n, H) each: i_t, f_t, g_t, o_t
+    c = torch.addcmul(f * c_prev, i, g)  # (n, H) c_t
     m = o * c.tanh()  # (n, H) m_t
     h = m if W_hr is None else m @ W_hr.t()  # (n, P) h_t
-    return torch.cat((i, f, g, o), 1), c, m, h
+    return gates, c, m, h
 
 
 def lstm_forward(
@@ -158,9 +160,8 @@ def lstm_step_backward(
     """
     dh = dout_t + dh_next  # (n, P) dL/dh_t
     dm = dh if W_hr is None else dh @ W_hr  # (n, H) dL/dm_t
-    dc = dc_next + dm * dc_dh_t  # (n, H) dL/dc_t
-    k_i, k_f, k_g, k_o = k_t.chunk(4, 1)  # (n, H) each
-    dz = torch.cat((dc * k_i, dc * k_f, dc * k_g, dm * k_o), 1)  # (n, 4H) dL/dz_t
+    dc = torch.addcmul(dc_next, dm, dc_dh_t)  # (n, H) dL/dc_t
+    dz = torch.cat((dc, dc, dc, dm), 1) * k_t  # (n, 4H) [dz_i, dz_f, dz_g, dz_o] = dL/dz_t
     return dh, dc, dz, dz @ W_hh, dc * f_t  # ..., dL/dh_{t-1}, dL/dc_{t-1} through step t
 
 

@@ -58,7 +58,7 @@ class RNNCache:
 
 def rnn_step_forward(z_t: Tensor, h_prev: Tensor, W_hh: Tensor, nonlinearity: str) -> Tensor:
     """h_t (n, H) = act(z_t + h_{t-1} W_rec^T) for n rows; z_t (n, H) = W_in x_t + b."""
-    return activation(z_t + h_prev @ W_hh.t(), nonlinearity)  # (n, H)
+    return activation(torch.addmm(z_t, h_prev, W_hh.t()), nonlinearity)  # (n, H)
 
 
 def rnn_step_backward(
