@@ -100,6 +100,9 @@ def test_a_trace_refuses_weights_that_changed_since():
     rec = record_one(layer, torch.randn(5, 2, 3))
     trace = rec[""][0]
     trace.check_weights(layer)  # unchanged: no error
+    copy.deepcopy(trace).check_weights(layer)  # a copy knows the weights too
+    loaded = pickle.loads(pickle.dumps(trace))  # a saved trace loads (torch.save pickles)
+    assert loaded.weights is None and torch.equal(loaded.dh, trace.dh)
     with pytest.raises(StaleTraceError, match="another layer|other weights"):
         trace.check_weights(vanishing.LSTM(3, 4))
     torch.optim.SGD(layer.parameters(), lr=0.1).step()

@@ -19,6 +19,7 @@ not the PackedSequence's sorted order; its tensors may then be copies rather tha
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import weakref
 from dataclasses import dataclass, field
@@ -106,9 +107,20 @@ class Trace:
                 changes[f.name] = value[batch] if value.dim() <= 2 else value[:, batch]
         return dataclasses.replace(self, **changes)
 
+    def __getstate__(self) -> dict:
+        """A pickled trace (torch.save) leaves its weights' identity behind: it cannot be
+        checked against a layer once loaded."""
+        return {**vars(self), "weights": None}
+
+    def __deepcopy__(self, memo: dict) -> Trace:
+        """A deep copy still knows the weights the original was recorded with."""
+        fields = {k: copy.deepcopy(v, memo) for k, v in vars(self).items() if k != "weights"}
+        return Trace(**fields, weights=self.weights)
+
     def check_weights(self, layer: nn.Module) -> None:
         """Raise StaleTraceError unless layer's weights for this trace's layer and direction
-        are the very tensors, unchanged, that the trace was recorded with."""
+        are the very tensors, unchanged, that the trace was recorded with (a trace loaded
+        from a file is not checked)."""
         names = [w + suffix(self.layer, self.direction) for w in WEIGHTS]
         current = tuple(getattr(layer, n, None) for n in names)
         if self.weights is None or self.weights.matches(current):
