@@ -38,6 +38,7 @@ def make_layer(kind: str, nonlinearity: str | None, input_size: int, hidden_size
 def make_torch_twin(layer) -> nn.Module:
     """torch.nn.RNN / torch.nn.LSTM with the same configuration and weights as `layer`."""
     kw = dict(
+        device=layer.weight_ih_l0.device,
         num_layers=layer.num_layers,
         bias=layer.bias,
         batch_first=layer.batch_first,
@@ -46,7 +47,7 @@ def make_torch_twin(layer) -> nn.Module:
         dtype=layer.weight_ih_l0.dtype,
     )
     if isinstance(layer, vanishing.LSTM):
-        twin = nn.LSTM(layer.input_size, layer.hidden_size, **kw)
+        twin = nn.LSTM(layer.input_size, layer.hidden_size, proj_size=layer.proj_size, **kw)
     else:
         twin = nn.RNN(layer.input_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kw)
     twin.load_state_dict(layer.state_dict())
@@ -67,7 +68,8 @@ def make_inputs(layer, T: int, B: int | None, with_states: bool = True, scale: f
     x = x * scale
     if not with_states:
         return x, None
-    h0 = 0.5 * torch.randn(state_shape, dtype=dtype)
+    h_shape = state_shape[:-1] + (getattr(layer, "proj_size", 0) or layer.hidden_size,)
+    h0 = 0.5 * torch.randn(h_shape, dtype=dtype)
     if isinstance(layer, vanishing.LSTM):
         return x, (h0, 0.5 * torch.randn(state_shape, dtype=dtype))
     return x, h0
@@ -91,7 +93,7 @@ def projection_loss(out: Tensor, *finals: Tensor, seed: int = 1234) -> Tensor:
     return loss
 
 
-TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc")
+TRACE_FIELDS = ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc", "m")
 
 
 def forward_backward(
@@ -134,7 +136,8 @@ def forward_backward(
     if (call is None if with_traces is None else with_traces) and getattr(module, "record", False):
         for k, trace in enumerate(module.traces):
             for field in TRACE_FIELDS:
-                result[f"trace{k}.{field}"] = getattr(trace, field)
+                if getattr(trace, field) is not None or field != "m":
+                    result[f"trace{k}.{field}"] = getattr(trace, field)
     return result
 
 
@@ -171,8 +174,9 @@ def tol(dtype: torch.dtype) -> dict:
 ORACLE_ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
 
-def reference_step(x_t, h, c, W_ih, W_hh, b, nonlinearity: str | None):
-    """One step of an RNN (nonlinearity given) or LSTM (None) in plain torch ops.
+def reference_step(x_t, h, c, W_ih, W_hh, b, nonlinearity: str | None, W_hr=None):
+    """One step of an RNN (nonlinearity given) or LSTM (None) in plain torch ops; W_hr (P, H)
+    projects the LSTM's h_t (proj_size).
 
     Returns (h_t, c_t or None, z_t (B, G) pre-activations, gates [i, f, g, o] or None).
     """
@@ -184,7 +188,8 @@ def reference_step(x_t, h, c, W_ih, W_hh, b, nonlinearity: str | None):
     zi, zf, zg, zo = z.chunk(4, -1)
     i, f, g, o = zi.sigmoid(), zf.sigmoid(), zg.tanh(), zo.sigmoid()
     c = f * c + i * g
-    return o * c.tanh(), c, z, (i, f, g, o)
+    h = o * c.tanh()
+    return (h if W_hr is None else h @ W_hr.t()), c, z, (i, f, g, o)
 
 
 def reference_weights(layer, li: int, d: int):
@@ -219,7 +224,8 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None, leng
     D = 2 if layer.bidirectional else 1
     shape = (layer.num_layers * D, B, layer.hidden_size)
     if hx is None:
-        h0 = c0 = x.new_zeros(shape)
+        h0 = x.new_zeros(shape[:-1] + (getattr(layer, "proj_size", 0) or shape[-1],))
+        c0 = x.new_zeros(shape)
     else:
         h0, c0 = hx if lstm else (hx, None)
         if not batched:
@@ -236,10 +242,11 @@ def reference_forward(layer, x: Tensor, hx=None, steps: dict | None = None, leng
         outs = []
         for d in range(D):
             weights = reference_weights(layer, li, d)
+            W_hr = getattr(layer, "weight_hr" + suffix(li, d), None)
             h, c = h0[li * D + d], (c0[li * D + d] if lstm else None)
             rec: dict[str, list] = {k: [None] * T for k in ("h", "c", "z", "i", "f", "g", "o")}
             for t in reversed(range(T)) if d else range(T):
-                h_t, c_t, rec["z"][t], gates = reference_step(inp[t], h, c, *weights, act)
+                h_t, c_t, rec["z"][t], gates = reference_step(inp[t], h, c, *weights, act, W_hr)
                 if live[t] is None:
                     h, c = h_t, c_t
                 else:  # a sequence that has ended (or, reversed, not begun) keeps its state

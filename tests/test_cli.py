@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -27,6 +28,19 @@ runner = CliRunner()
         (["profile", "--hidden", "-1"], "--hidden"),
         (["profile", "--model", "lstm", "--nonlinearity", "relu"], "--model rnn only"),
         (["profile", "--rec-scale", "nan"], "rec-scale must be a finite number"),
+        (["demo", "--T", "abc"], "--T"),
+        (["demo", "--seed", "99999999999999999999"], "--seed"),
+        (["demo", "--seed", "-1"], "--seed"),
+        (["demo", "--quick", "--hidden", "100000"], "TiB of memory"),
+        (["demo", "--quick", "--T", "10000000"], "of memory"),
+        (["profile", "--seed", "99999999999999999999"], "--seed"),
+        (["profile", "--hidden", "200000"], "TiB of memory"),
+        (["profile", "--batch", "0"], "--batch"),
+        (["profile", "--model", "lstm", "--forget-bias", "inf"], "--forget-bias must be a finite"),
+        (["profile", "--forget-bias", "1"], "--model lstm only"),
+        (["profile", "--detail", "all"], "'all' is not one of"),
+        (["version", "--verbose"], "No such option"),
+        (["train-everything"], "No such command"),
     ],
 )
 def test_bad_options_give_a_clear_error_and_no_traceback(args: list[str], message: str) -> None:
@@ -102,13 +116,19 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.strip()
 
 
-@pytest.mark.parametrize("where", ["file", "below-a-file"])
+@pytest.mark.parametrize("where", ["file", "below-a-file", "unwritable"])
 def test_out_that_cannot_hold_a_run_folder_fails_before_any_work(
     tmp_path: Path, where: str
 ) -> None:
     blocker = tmp_path / "taken"
-    blocker.write_text("a file, not a folder")
-    out = blocker if where == "file" else blocker / "runs"
+    if where == "unwritable":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into any folder")
+        blocker.mkdir(mode=0o500)
+        out = blocker
+    else:
+        blocker.write_text("a file, not a folder")
+        out = blocker if where == "file" else blocker / "runs"
     for command in (["demo", "--quick"], ["profile", "--T", "5"]):
         result = runner.invoke(app, [*command, "--out", str(out)])
         assert result.exit_code == 2, result.output

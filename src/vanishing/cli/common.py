@@ -1,7 +1,11 @@
-"""What every command shares: the consoles, one-line errors, the run folder, option choices."""
+"""What every command shares: the consoles, one-line errors, the run folder, option choices,
+the checks made before any work (memory) and the one-line report of what fails during it."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
@@ -25,6 +29,10 @@ Detail = Enum("Detail", {name: name for name in DETAILS}, type=str)
 """How much `vanishing.profile` measures, as CLI choices (from `gradflow.DETAILS`)."""
 
 
+SEED_MAX = 2**32 - 1
+"""Seeds are 0 .. 2**32 - 1 (the commands derive further seeds from them)."""
+
+
 def fail(message: str) -> None:
     """Print a one-line error (no traceback) and exit with status 2, like a usage error."""
     errors.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
@@ -38,3 +46,62 @@ def new_run_dir(parent: Path, prefix: str) -> Path:
     except OSError as error:
         fail(f"--out {parent}: cannot create a run folder there ({error.strerror or error})")
     raise AssertionError("not reached")  # fail() exits
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def layer_bytes(
+    kind: str, T: int, batch: int, hidden: int, jacobians: int = 0, terms: int = 0
+) -> int:
+    """A generous estimate of the memory one float64 layer (input size 2) needs to run
+    forward, backward, recording and measurement: 8 copies of its weights (parameters,
+    gradients, optimizer state, the profile's copy), 8 numbers per gate and step (cache,
+    gradients, traces), 4 H x H matrices per sequence whose Jacobian products are measured
+    (`jacobians`), and the LSTM's four H x H terms per step for `terms` sequences."""
+    gates = (4 if kind.startswith("lstm") else 1) * hidden
+    matrices = 4 * jacobians * hidden**2 + 4 * terms * T * hidden**2
+    return 8 * (8 * gates * (hidden + 4) + 8 * T * batch * gates + matrices)
+
+
+def check_memory(needed: int, options: str) -> None:
+    """Fail before any work if needed bytes exceed the memory available now."""
+    available = available_memory()
+    if available is not None and needed > available:
+        fail(
+            f"{options}: this needs about {_size(needed)} of memory and {_size(available)} "
+            "are available; choose smaller sizes"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("not reached")
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """What fails during the work (memory running out) as a one-line error, no traceback."""
+    try:
+        yield
+    except MemoryError:
+        fail("out of memory; choose smaller sizes")
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
+            raise
+        fail(f"out of memory ({str(error).splitlines()[0]}); choose smaller sizes")

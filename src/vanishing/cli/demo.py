@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from vanishing.cli.common import RUNS, console, fail, new_run_dir
+from vanishing.cli.common import (
+    RUNS,
+    SEED_MAX,
+    check_memory,
+    console,
+    fail,
+    layer_bytes,
+    new_run_dir,
+    one_line_errors,
+)
 
 
 def demo(
@@ -28,7 +37,10 @@ def demo(
             "--steps", min=0, show_default="2500", help="Adam steps per model (same batches)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the weights and the data.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, max=SEED_MAX, help="Seed for the weights and the data."),
+    ] = 0,
     out: Annotated[
         Path, typer.Option("--out", help="Parent folder of the run folder demo-<time>/.")
     ] = RUNS,
@@ -59,14 +71,20 @@ def demo(
         config = DemoConfig.quick(**common) if quick else DemoConfig(**common)
     except (ValueError, TypeError) as error:
         fail(str(error))
-    run_dir = new_run_dir(config.out, "demo")
     c = config
+    needed = sum(  # the models train side by side
+        layer_bytes(m, c.T, max(c.batch, c.probe), c.hidden, c.probe, c.terms_probe)
+        for m in c.models
+    )
+    check_memory(needed, f"--T {c.T} --hidden {c.hidden}")
+    run_dir = new_run_dir(config.out, "demo")
     console.print(
         f"[bold]vanishing demo[/]: {', '.join(display_name(m, c) for m in c.models)} on the "
         f"adding problem, T = {c.T}, H = {c.hidden}, {c.steps} steps, seed {c.seed}"
     )
-    result = run_demo(config, console)
-    written = write_demo_report(result, run_dir)
+    with one_line_errors():
+        result = run_demo(config, console)
+        written = write_demo_report(result, run_dir)
     console.print(results_table(result))
     console.print(f"report: {written.report}")
     console.print(f"figures: {', '.join(str(p.name) for p in written.figures.values())}")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vanishing.cli.common import RUNS, Detail, Nonlinearity, console, fail, new_run_dir
+from vanishing.cli.common import (
+    RUNS,
+    SEED_MAX,
+    Detail,
+    Nonlinearity,
+    check_memory,
+    console,
+    fail,
+    layer_bytes,
+    new_run_dir,
+    one_line_errors,
+)
 
 
 class ModelKind(str, Enum):
@@ -52,7 +64,10 @@ def profile(
     batch: Annotated[
         int, typer.Option("--batch", min=1, help="Sequences in the probe batch.")
     ] = 16,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the weights and the data.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, max=SEED_MAX, help="Seed for the weights and the data."),
+    ] = 0,
     detail: Annotated[
         Detail,
         typer.Option(
@@ -74,14 +89,24 @@ def profile(
         fail("--nonlinearity applies to --model rnn only (the LSTM's gates are fixed)")
     if model is ModelKind.rnn and forget_bias != 0.0:
         fail("--forget-bias applies to --model lstm only")
+    for name, value in (("--rec-scale", rec_scale), ("--forget-bias", forget_bias)):
+        if not math.isfinite(value):
+            fail(f"{name} must be a finite number, got {value}")
     act = (nonlinearity or Nonlinearity.tanh).value
+    measured = 0 if detail is Detail.norms else batch  # sequences with H x H Jacobians
+    needed = layer_bytes(
+        model.value, T, batch, hidden, measured, measured if model is ModelKind.lstm else 0
+    )
+    check_memory(needed, f"--T {T} --hidden {hidden} --batch {batch} --detail {detail.value}")
+    run_dir = new_run_dir(out, "profile")
     try:
-        result = measure_untrained(
-            model.value, act, T, hidden, rec_scale, forget_bias, batch, seed, detail.value
-        )
+        with one_line_errors():
+            result = measure_untrained(
+                model.value, act, T, hidden, rec_scale, forget_bias, batch, seed, detail.value
+            )
     except (ValueError, TypeError) as error:
         fail(str(error))
-    figure = draw_untrained(result, new_run_dir(out, "profile"))
+    figure = draw_untrained(result, run_dir)
 
     p = result.profile
     table = Table(title=f"{result.name}: gradient flow by lag k - t (loss at k = {T})")

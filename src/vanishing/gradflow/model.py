@@ -161,19 +161,19 @@ def profile(
         )
     for p in model.parameters():
         p.grad = None
-    with record(model), torch.random.fork_rng(devices=[]):
+    with record(model) as recording, torch.random.fork_rng(devices=[]):
         loss = loss_fn(model(*_arguments(inputs, dtype)))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError("loss_fn must return a tensor with a single element (the loss)")
         loss.backward()
     result: dict[str, list[LayerProfile]] = {}
     for name, layer in layers.items():
-        for trace in layer.traces:
+        for trace in recording[name]:
             if trace.dh is None:
                 raise ValueError(
                     f"layer {name!r} ({trace.name}) received no gradient from the loss"
                 )
-        result[name] = [_measure(name, layer, trace, fraction, detail) for trace in layer.traces]
+        result[name] = [_measure(name, layer, trace, fraction, detail) for trace in recording[name]]
     return result
 
 

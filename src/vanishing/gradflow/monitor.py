@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.gradflow.lags import lag_profile
 from vanishing.gradflow.model import vanishing_twin
-from vanishing.nn import Trace, record, recordable_layers
+from vanishing.nn import Recording, Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 
 DIGITS = 6  # significant digits of the norms written to metrics.jsonl
@@ -92,7 +92,7 @@ class _Replay:
         if not kept:
             return []
         twin = self.twin
-        with torch.random.fork_rng(devices=[]), record(twin):  # dropout: the RNG is restored
+        with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
             out, final = twin(self.x, self.hx)
             outputs = [out, *(final if isinstance(final, tuple) else (final,))]
             torch.autograd.grad(
@@ -101,7 +101,7 @@ class _Replay:
                 [self.grads[k] for k in kept],
                 allow_unused=True,
             )
-        return list(twin.traces)
+        return list(recording[""])
 
 
 class Monitor:
@@ -153,7 +153,7 @@ class Monitor:
         self.history: list[dict] = []
         self._armed: int | None = None  # the step being measured
         self._handles: list[Any] = []
-        self._flags: dict[str, tuple[bool, list[Trace]]] = {}  # record flag and traces before
+        self._recording: Recording | None = None  # records the armed step's forward
         self._traces: dict[str, list[Trace]] = {}  # vanishing layers' traces of the step
         self._replays: dict[str, _Replay] = {}  # torch.nn layers' calls of the step
         self._step = -1  # the context manager's step counter
@@ -245,9 +245,7 @@ class Monitor:
 
     def _arm(self, step: int) -> None:
         self._armed = step
-        for name, layer in self.recorded.items():
-            self._flags[name] = (layer.record, layer.traces)
-            layer.record = True
+        self._recording = Recording(dict(self.recorded)).start()
         self._capture = self.model.register_forward_hook(self._own(self._after_forward))
         self._handles.append(self._capture)
         for name in self.twins:
@@ -275,18 +273,17 @@ class Monitor:
         """The measured forward is done: keep its traces, stop recording (later forwards,
         e.g. an evaluation, must not replace them); runs once per measured step."""
         self._capture.remove()
-        for name, layer in self.recorded.items():
-            self._traces[name] = list(layer.traces)
-        self._restore_flags()
+        for name in self.recorded:
+            self._traces[name] = list(self._recording[name])
+        self._stop_recording()
 
-    def _restore_flags(self) -> None:
-        for name, (flag, traces) in self._flags.items():
-            layer = self.recorded[name]
-            layer.record, layer.traces = flag, traces
-        self._flags.clear()
+    def _stop_recording(self) -> None:
+        if self._recording is not None:
+            self._recording.stop()
+            self._recording = None
 
     def _disarm(self) -> None:
-        self._restore_flags()
+        self._stop_recording()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -302,7 +299,9 @@ class Monitor:
     def _measured_traces(self) -> dict[str, tuple[nn.Module, list[Trace]]]:
         """{layer name: (layer, traces with gradients)} of the armed step."""
         layers: dict[str, tuple[nn.Module, list[Trace]]] = {}
-        traces = self._traces or {n: list(layer.traces) for n, layer in self.recorded.items()}
+        traces = self._traces  # kept by _after_forward; else the forward is still recorded
+        if not traces and self._recording is not None:
+            traces = {name: list(self._recording[name]) for name in self.recorded}
         for name, found in traces.items():
             layers[name] = (self.recorded[name], found)
         for name, replay in self._replays.items():

@@ -9,6 +9,18 @@ modules) and `recording.py` (`record(model)`).
 
 from vanishing.nn.layers import LSTM, RNN, RecurrentBase
 from vanishing.nn.recording import Recording, record, recordable_layers
-from vanishing.nn.trace import Trace
+from vanishing.nn.trace import StaleTraceError, Trace
+from vanishing.nn.validate import InputDtypeError, InputError
 
-__all__ = ["LSTM", "RNN", "RecurrentBase", "Recording", "Trace", "record", "recordable_layers"]
+__all__ = [
+    "LSTM",
+    "RNN",
+    "InputDtypeError",
+    "InputError",
+    "RecurrentBase",
+    "Recording",
+    "StaleTraceError",
+    "Trace",
+    "record",
+    "recordable_layers",
+]

@@ -1,6 +1,6 @@
 """The simple RNN's nonlinearities: one table that every part of vanishing reads.
 
-For each name: the activation act (in place), its derivative written through the output
+For each name: the activation act, its derivative written through the output
 h = act(z), and gamma = sup |act'|, the factor of Pascanu et al.'s bound
 ||prod_t dh_t/dh_{t-1}|| <= (gamma lambda_1)^lag. The compiled kernel (`kernel/bptt.cpp`)
 mirrors the table under the same names; `tests/test_kernel.py` holds the two equal.
@@ -17,10 +17,10 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Nonlinearity:
-    """One activation: name, act in place, act'(z) from h = act(z), gamma, torch.nn's mode."""
+    """One activation: name, act, act'(z) from h = act(z), gamma, torch.nn's mode."""
 
     name: str
-    apply_: Callable[[Tensor], Tensor]  # act(z), computed in place in z
+    apply: Callable[[Tensor], Tensor]  # act(z), a new tensor (differentiable)
     grad_from_output: Callable[[Tensor], Tensor]  # act'(z) from h = act(z), any shape
     grad_bound: float  # gamma = sup |act'|
     mode: str  # torch.nn.RNN's `mode` string for this activation
@@ -29,9 +29,9 @@ class Nonlinearity:
 NONLINEARITIES: dict[str, Nonlinearity] = {
     n.name: n
     for n in (
-        Nonlinearity("tanh", Tensor.tanh_, lambda h: 1.0 - h * h, 1.0, "RNN_TANH"),
-        Nonlinearity("relu", Tensor.relu_, lambda h: (h > 0).to(h.dtype), 1.0, "RNN_RELU"),
-        Nonlinearity("sigmoid", Tensor.sigmoid_, lambda h: h * (1.0 - h), 0.25, "RNN_SIGMOID"),
+        Nonlinearity("tanh", torch.tanh, lambda h: 1.0 - h * h, 1.0, "RNN_TANH"),
+        Nonlinearity("relu", torch.relu, lambda h: (h > 0).to(h.dtype), 1.0, "RNN_RELU"),
+        Nonlinearity("sigmoid", torch.sigmoid, lambda h: h * (1.0 - h), 0.25, "RNN_SIGMOID"),
     )
 }
 """tanh and relu as torch.nn.RNN; sigmoid, the article's state update."""
@@ -47,9 +47,9 @@ def nonlinearity(name: str) -> Nonlinearity:
     return NONLINEARITIES[name]
 
 
-def activation_(z: Tensor, name: str) -> Tensor:
-    """act(z) in place."""
-    return nonlinearity(name).apply_(z)
+def activation(z: Tensor, name: str) -> Tensor:
+    """act(z)."""
+    return nonlinearity(name).apply(z)
 
 
 def activation_grad(h: Tensor, name: str) -> Tensor:

@@ -1,50 +1,81 @@
 """torch.autograd.Functions whose backward is the hand-derived BPTT of `rnn.py` / `lstm.py`.
 
 One call runs one layer in one direction over x (T, B, I), already in processing order
-(the layer flips it for the reverse direction). With `packing` (a PackedSequence input,
-`packing.py`) x is padded in sorted order, step t runs rows :batch_sizes[t], and h_n (c_n)
-is each row's state at its own last step. With `traces` a list, the call appends a `Trace`
-of its per-step states, and its backward fills in dL/dh_t (and dL/dc_t).
-Backward is first order only (no double backward).
+(the layer flips it for the reverse direction). With batch_sizes and lengths (a
+PackedSequence input, `packing.py`) x is padded in sorted order, step t runs rows
+:batch_sizes[t], and h_n (c_n) is each row's state at its own last step. With a `Recorder`
+(`trace.py`), the call keeps a `Trace` of its per-step states, and its backward fills in
+dL/dh_t (and dL/dc_t).
+
+The Functions follow torch.func's protocol (a ctx-free `forward`, `setup_context`, `vmap`),
+so torch.func.grad / vjp / jacrev and torch.vmap work on them; the kernel's loops are custom
+operators with fake implementations (`kernel/`), so torch.compile and torch.export can trace
+a call. `forward` returns the states hs, cs and the gates too (not differentiable): they are
+what backward needs, saved with `save_for_backward` and so freed when backward has run.
+
+Double backward: when a graph of the gradient is asked for (create_graph=True, gradgradcheck,
+torch.func.grad), grad mode is on inside backward; backward then recomputes the forward with
+the reference (`rnn.py`, `lstm.py`) and runs its backward, both plain differentiable torch
+ops, so autograd can differentiate the hand-derived gradient itself. Otherwise backward runs
+where forward ran (kernel or reference), without building a graph.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from vanishing.nn import kernel, lstm, rnn
-from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
-from vanishing.nn.packing import Packing, final_state
-from vanishing.nn.trace import lstm_trace, rnn_trace, time_order
+from vanishing.nn.lstm import LSTMCache
+from vanishing.nn.packing import final_state
+from vanishing.nn.rnn import RNNCache
+from vanishing.nn.trace import Recorder
 
 
-def _impl(x: Tensor, reference: Any) -> Any:
+def _impl(x: Tensor, reference: Any, projection: bool = False) -> Any:
     """The compiled kernel for CPU float32/float64 when it is available, else the reference."""
-    return kernel if kernel.supports(x) else reference
+    return kernel if kernel.supports(x, projection) else reference
 
 
 def _bias(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
     return None if b_ih is None else b_ih + b_hh
 
 
-def _batch_sizes(packing: Packing | None) -> Tensor | None:
-    return None if packing is None else packing.batch_sizes
+def _materialize(grad: Tensor | None, like: Tensor) -> Tensor:
+    """An output's gradient, zeros where the loss does not depend on that output."""
+    return torch.zeros_like(like) if grad is None else grad
 
 
-def _lengths(packing: Packing | None) -> Tensor | None:
-    return None if packing is None else packing.lengths
+def _loop_vmap(function: Any, info: Any, in_dims: tuple, *args: Any) -> tuple[Any, Any]:
+    """torch.vmap of a Function: one call per index of the mapped axis, outputs stacked.
+
+    (torch.nn.LSTM has no batching rule either: vmap loops over it the same way.)
+    """
+    recorder = args[-1]
+    if recorder is not None:
+        raise RuntimeError(
+            "recording (vanishing.record, record=True) does not work under torch.vmap; "
+            "record outside vmap"
+        )
+    results = []
+    for k in range(info.batch_size):
+        sliced = [a if d is None else a.select(d, k) for a, d in zip(args, in_dims, strict=True)]
+        results.append(function.apply(*sliced))
+    outputs = tuple(
+        None if column[0] is None else torch.stack(column) for column in zip(*results, strict=True)
+    )
+    return outputs, tuple(None if o is None else 0 for o in outputs)
 
 
 class RNNFunction(torch.autograd.Function):
-    """(x, h0, W_ih, W_hh, b_ih, b_hh) -> (output (T, B, H), h_n (B, H))."""
+    """(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, batch_sizes, lengths, recorder)
+    -> (hs (T+1, B, H), h_n (B, H)); the layer's output is hs[1:]."""
 
     @staticmethod
     def forward(
-        ctx: Any,
         x: Tensor,
         h0: Tensor,
         W_ih: Tensor,
@@ -52,42 +83,56 @@ class RNNFunction(torch.autograd.Function):
         b_ih: Tensor | None,
         b_hh: Tensor | None,
         nonlinearity: str,
-        traces: list | None,
-        layer: int,
-        direction: int,
-        packing: Packing | None = None,
+        batch_sizes: Tensor | None,
+        lengths: Tensor | None,
+        recorder: Recorder | None,
     ) -> tuple[Tensor, Tensor]:
-        ctx.impl = _impl(x, rnn)
-        hs, cache = ctx.impl.rnn_forward(
-            x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity, _batch_sizes(packing)
-        )
-        ctx.cache, ctx.trace, ctx.has_bias, ctx.packing = cache, None, b_ih is not None, packing
-        ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
-        if traces is not None:
-            mode = lookup_nonlinearity(nonlinearity).mode
-            ctx.trace = rnn_trace(layer, direction, mode, hs, packing)
-            traces.append(ctx.trace)
-        return hs[1:], final_state(hs, _lengths(packing))
+        impl = _impl(x, rnn)
+        hs, _ = impl.rnn_forward(x, h0, W_ih, W_hh, _bias(b_ih, b_hh), nonlinearity, batch_sizes)
+        if recorder is not None:
+            recorder.forward(hs, None, None, None)
+        return hs, final_state(hs, lengths)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
-        ctx.saved_tensors  # noqa: B018 - raises if x or a weight was modified in place since
-        dx, dh0, dW_ih, dW_hh, db, dh = ctx.impl.rnn_backward(
-            dout, dh_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
-        )
-        if ctx.trace is not None:
-            ctx.trace.dh = time_order(dh, ctx.trace.direction, ctx.packing)
-        db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
-        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None, None, None
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, batch_sizes, lengths, recorder = inputs
+        hs, _ = output
+        ctx.save_for_backward(x, h0, W_ih, W_hh, b_ih, b_hh, hs, batch_sizes)
+        ctx.nonlinearity, ctx.recorder = nonlinearity, recorder
+        ctx.kernel = kernel.supports(x)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: Any, dhs: Tensor | None, dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
+        x, h0, W_ih, W_hh, b_ih, b_hh, hs, batch_sizes = ctx.saved_tensors
+        dout, dh_n = _materialize(dhs, hs)[1:], _materialize(dh_n, h0)
+        need_dx = ctx.needs_input_grad[0]
+        if torch.is_grad_enabled():  # a graph of the gradient: the differentiable reference
+            b = _bias(b_ih, b_hh)
+            _, cache = rnn.rnn_forward(x, h0, W_ih, W_hh, b, ctx.nonlinearity, batch_sizes)
+            grads = rnn.rnn_backward(dout, dh_n, cache, need_dx)
+        else:
+            cache = RNNCache(x, hs, W_ih, W_hh, ctx.nonlinearity, batch_sizes)
+            grads = (kernel if ctx.kernel else rnn).rnn_backward(dout, dh_n, cache, need_dx)
+        dx, dh0, dW_ih, dW_hh, db, dh = grads
+        if ctx.recorder is not None:
+            ctx.recorder.backward(dh, None)
+        db_ih, db_hh = (db, db) if b_ih is not None else (None, None)
+        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None, None
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple, *args: Any) -> tuple[Any, Any]:
+        return _loop_vmap(RNNFunction, info, in_dims, *args)
 
 
 class LSTMFunction(torch.autograd.Function):
-    """(x, h0, c0, W_ih, W_hh, b_ih, b_hh) -> (output (T, B, H), h_n, c_n (B, H))."""
+    """(x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, batch_sizes, lengths, recorder)
+    -> (hs (T+1, B, P), h_n (B, P), c_n (B, H), cs (T+1, B, H), gates (T, B, 4H),
+    ms (T, B, H) or None); the layer's output is hs[1:]. W_hr (P, H) is the projection of
+    an LSTM with proj_size P > 0 (None without; P = H)."""
 
     @staticmethod
     def forward(
-        ctx: Any,
         x: Tensor,
         h0: Tensor,
         c0: Tensor,
@@ -95,32 +140,59 @@ class LSTMFunction(torch.autograd.Function):
         W_hh: Tensor,
         b_ih: Tensor | None,
         b_hh: Tensor | None,
-        traces: list | None,
-        layer: int,
-        direction: int,
-        packing: Packing | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        ctx.impl = _impl(x, lstm)
-        hs, cs, cache = ctx.impl.lstm_forward(
-            x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh), _batch_sizes(packing)
-        )
-        ctx.cache, ctx.trace, ctx.has_bias, ctx.packing = cache, None, b_ih is not None, packing
-        ctx.save_for_backward(x, W_ih, W_hh)  # only for autograd's in-place modification check
-        if traces is not None:
-            ctx.trace = lstm_trace(layer, direction, hs, cs, cache.gates, packing)
-            traces.append(ctx.trace)
-        lengths = _lengths(packing)
-        return hs[1:], final_state(hs, lengths), final_state(cs, lengths)
+        W_hr: Tensor | None,
+        batch_sizes: Tensor | None,
+        lengths: Tensor | None,
+        recorder: Recorder | None,
+    ) -> tuple[Tensor, ...]:
+        impl = _impl(x, lstm, W_hr is not None)
+        b = _bias(b_ih, b_hh)
+        hs, cs, cache = impl.lstm_forward(x, h0, c0, W_ih, W_hh, b, W_hr, batch_sizes)
+        if recorder is not None:
+            recorder.forward(hs, cs, cache.gates, cache.ms)
+        h_n, c_n = final_state(hs, lengths), final_state(cs, lengths)
+        return hs, h_n, c_n, cs, cache.gates, cache.ms
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, dout: Tensor, dh_n: Tensor, dc_n: Tensor) -> tuple[Tensor | None, ...]:
-        ctx.saved_tensors  # noqa: B018 - raises if x or a weight was modified in place since
-        dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = ctx.impl.lstm_backward(
-            dout, dh_n, dc_n, ctx.cache, need_dx=ctx.needs_input_grad[0]
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, batch_sizes, lengths, recorder = inputs
+        hs, _, _, cs, gates, ms = output
+        ctx.mark_non_differentiable(*(t for t in (cs, gates, ms) if t is not None))
+        ctx.save_for_backward(
+            x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, hs, cs, gates, ms, batch_sizes
         )
-        if ctx.trace is not None:
-            ctx.trace.dh = time_order(dh, ctx.trace.direction, ctx.packing)
-            ctx.trace.dc = time_order(dc, ctx.trace.direction, ctx.packing)
-        db_ih, db_hh = (db, db) if ctx.has_bias else (None, None)
-        return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, None, None, None, None
+        ctx.recorder = recorder
+        ctx.kernel = kernel.supports(x, W_hr is not None)
+        ctx.set_materialize_grads(False)  # cs, gates, ms never receive a gradient
+
+    @staticmethod
+    def backward(
+        ctx: Any, dhs: Tensor | None, dh_n: Tensor | None, dc_n: Tensor | None, *_: Any
+    ) -> tuple[Tensor | None, ...]:
+        x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, hs, cs, gates, ms, batch_sizes = ctx.saved_tensors
+        dout = _materialize(dhs, hs)[1:]
+        dh_n, dc_n = _materialize(dh_n, h0), _materialize(dc_n, c0)
+        need_dx = ctx.needs_input_grad[0]
+        if torch.is_grad_enabled():  # a graph of the gradient: the differentiable reference
+            b = _bias(b_ih, b_hh)
+            _, _, cache = lstm.lstm_forward(x, h0, c0, W_ih, W_hh, b, W_hr, batch_sizes)
+            grads = lstm.lstm_backward(dout, dh_n, dc_n, cache, need_dx)
+        else:
+            cache = LSTMCache(x, hs, cs, gates, ms, W_ih, W_hh, W_hr, batch_sizes)
+            impl = kernel if ctx.kernel else lstm
+            grads = impl.lstm_backward(dout, dh_n, dc_n, cache, need_dx)
+        dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr, dh, dc = grads
+        if ctx.recorder is not None:
+            ctx.recorder.backward(dh, dc)
+        db_ih, db_hh = (db, db) if b_ih is not None else (None, None)
+        return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr, None, None, None
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple, *args: Any) -> tuple[Any, Any]:
+        return _loop_vmap(LSTMFunction, info, in_dims, *args)
+
+
+# Function.apply binds its arguments to forward's signature on every call (for setup_context);
+# inspect.signature takes ~20 us a call unless the signature is cached on the function.
+for _function in (RNNFunction, LSTMFunction):
+    _function.forward.__signature__ = inspect.signature(_function.forward)

@@ -1,11 +1,11 @@
 """`vanishing.RNN` and `vanishing.LSTM`: drop-in replacements for torch.nn.RNN / torch.nn.LSTM.
 
 Same constructor arguments, parameter names, shapes, gate order [i, f, g, o], initialisation
-and outputs as PyTorch, so state dicts load either way; a PackedSequence input gives a
-PackedSequence output, as torch.nn (`packing.py`). Differences: the backward pass is the
-hand-derived BPTT of `functions.py`; the RNN also takes nonlinearity='sigmoid' (the
-article's); the LSTM takes `forget_bias`; `record=True` keeps per-step states and gradients
-in `layer.traces`. Not supported: proj_size > 0, double backward.
+and outputs as PyTorch (proj_size too), so state dicts load either way; a PackedSequence
+input gives a PackedSequence output, as torch.nn (`packing.py`). Differences: the backward
+pass is the hand-derived BPTT of `functions.py`; the RNN also takes nonlinearity='sigmoid'
+(the article's); the LSTM takes `forget_bias`; `record=True` keeps per-step states and
+gradients in `layer.traces`; torch.jit.script is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
 from vanishing.nn.functions import LSTMFunction, RNNFunction
 from vanishing.nn.naming import PARAMETERS, flip_time, suffix
 from vanishing.nn.packing import Packing, pack, unpack
-from vanishing.nn.trace import Trace
+from vanishing.nn.trace import Recorder, Trace
 from vanishing.nn.validate import check_input, check_packed, check_state
+
+SCRIPT_ERROR = (
+    "vanishing.{name} cannot be compiled by torch.jit.script: its time loops are Python "
+    "autograd Functions and custom operators, which TorchScript does not support. Use "
+    "torch.compile or torch.export (both supported), or script a torch.nn.{name} with the "
+    "same state_dict."
+)
 
 
 class RecurrentBase(nn.Module):
@@ -44,6 +51,7 @@ class RecurrentBase(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         record: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -55,6 +63,18 @@ class RecurrentBase(nn.Module):
                 raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
             if value <= 0:
                 raise ValueError(f"{name} must be greater than zero, got {value}")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+        if proj_size < 0:
+            raise ValueError(
+                "proj_size should be a positive integer or zero to disable projections, "
+                f"got {proj_size}"
+            )
+        if proj_size and proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} "
+                f"and hidden_size={hidden_size}"
+            )
         for name, value in (
             ("bias", bias),
             ("batch_first", batch_first),
@@ -82,20 +102,27 @@ class RecurrentBase(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         self.record = record
-        self.traces: list[Trace] = []
+        self._traces: list[Trace] = []  # the last forward's, kept on the layer if record=True
+        self._recordings: list = []  # the active vanishing.record blocks (recording.py)
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
         factory = {"device": device, "dtype": dtype}
         gate_size = self.gate_count * hidden_size
+        out_size = proj_size or hidden_size  # h_t's size: P with a projection, else H
         for layer in range(num_layers):
             for direction in range(self.num_directions):
-                layer_input_size = input_size if layer == 0 else hidden_size * self.num_directions
-                shapes = [(gate_size, layer_input_size), (gate_size, hidden_size)]
+                layer_input_size = input_size if layer == 0 else out_size * self.num_directions
+                shapes = [(gate_size, layer_input_size), (gate_size, out_size)]
+                kinds = list(PARAMETERS[:2])
                 if bias:
                     shapes += [(gate_size,), (gate_size,)]
-                names = [name + suffix(layer, direction) for name in PARAMETERS[: len(shapes)]]
+                    kinds += PARAMETERS[2:]
+                if proj_size:
+                    shapes.append((proj_size, hidden_size))
+                    kinds.append("weight_hr")
+                names = [name + suffix(layer, direction) for name in kinds]
                 for name, shape in zip(names, shapes, strict=True):
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(names)
@@ -109,6 +136,29 @@ class RecurrentBase(nn.Module):
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @property
+    def _flat_weights(self) -> list[Tensor | None]:
+        """The weights in torch.nn's order, as the module holds them now (a plain tensor where
+        a reparametrisation such as torch.nn.utils.weight_norm replaced the Parameter)."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
+
+    @property
+    def traces(self) -> list[Trace]:
+        """The traces of the last forward call: inside a `vanishing.record` block, that
+        recording's; else, with record=True, the layer's own; else none."""
+        if self._recordings:
+            return self._recordings[-1]._traces_of(self)
+        return self._traces if self.record else []
+
+    def __getstate__(self) -> dict:
+        """deepcopy and pickle never carry a recording (nor the active record() blocks)."""
+        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else vars(self))
+        state["_traces"], state["_recordings"] = [], []
+        return state
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise RuntimeError(SCRIPT_ERROR.format(name=type(self).__name__))
 
     def reset_parameters(self) -> None:
         """PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
@@ -131,11 +181,15 @@ class RecurrentBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         return s
 
     def _weights(self, layer: int, direction: int) -> tuple[Tensor | None, ...]:
-        """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; biases None without bias."""
-        return tuple(getattr(self, name + suffix(layer, direction), None) for name in PARAMETERS)
+        """(W_ih, W_hh, b_ih, b_hh, W_hr) of one layer and direction; None where absent
+        (biases without bias, W_hr without a projection)."""
+        names = (*PARAMETERS, "weight_hr")
+        return tuple(getattr(self, name + suffix(layer, direction), None) for name in names)
 
     def _prepare(
         self, input: Tensor | PackedSequence, hx: tuple[Tensor | None, ...]
@@ -149,14 +203,25 @@ class RecurrentBase(nn.Module):
             (x, packing), batched = unpack(input), True
         else:
             x, batched = check_input(input, self.input_size, self.batch_first, w.dtype, w.device)
-        shape = (self.num_layers * self.num_directions, x.shape[1], self.hidden_size)
-        names = ("h_0", "c_0")
+        LD, B = self.num_layers * self.num_directions, x.shape[1]
+        sizes = (
+            ("h_0", self.proj_size or self.hidden_size, "proj_size" if self.proj_size else None),
+            ("c_0", self.hidden_size, None),
+        )
         states = []
-        for name, h in zip(names, hx, strict=False):
+        for (name, size, size_name), h in zip(sizes, hx, strict=False):
             if h is None:
-                states.append(x.new_zeros(shape))
+                states.append(x.new_zeros((LD, B, size)))
                 continue
-            h = check_state(h, name, shape, batched, x, packed=packing is not None)
+            h = check_state(
+                h,
+                name,
+                (LD, B, size),
+                batched,
+                x,
+                packed=packing is not None,
+                size=size_name or "hidden_size",
+            )
             states.append(h if packing is None else packing.to_sorted(h, dim=1))
         return x, batched, states, packing
 
@@ -164,21 +229,23 @@ class RecurrentBase(nn.Module):
         self, x: Tensor, states: list[Tensor], packing: Packing | None
     ) -> tuple[Tensor, list[Tensor]]:
         """All layers and directions over x (T, B, I); returns (output, final states)."""
-        traces: list[Trace] | None = [] if self.record else None
+        traces = self._trace_list()
         finals: list[list[Tensor]] = [[] for _ in states]
         lengths = None if packing is None else packing.lengths
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
+                weights = self._weights(layer, direction)
+                recorder = None
+                if traces is not None:
+                    recorder = Recorder(traces, layer, direction, self.mode, weights, packing)
                 out, *final = self._run_direction(
                     flip_time(x, direction, lengths),
                     [s[k] for s in states],
-                    self._weights(layer, direction),
-                    traces,
-                    layer,
-                    direction,
+                    weights,
                     packing,
+                    recorder,
                 )
                 outputs.append(flip_time(out, direction, lengths))
                 for store, f in zip(finals, final, strict=True):
@@ -187,12 +254,31 @@ class RecurrentBase(nn.Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = self._dropout(x, packing)
         if traces is not None:
-            self.traces = traces
+            self._keep_traces(traces)
         if self.num_directions == 1 and packing is None:
             # A Function's output that is a view of its buffers cannot be modified in place
             # (autograd refuses); the user may (`out += x`), as with torch.nn. One copy.
             x = x.clone()
         return x, [torch.stack(f) for f in finals]
+
+    def _trace_list(self) -> list[Trace] | None:
+        """A new list for this call's traces if anyone records it, else None."""
+        if not (self.record or self._recordings):
+            return None
+        if torch.compiler.is_compiling():
+            raise RuntimeError(
+                f"recording a vanishing.{type(self).__name__} (record=True or "
+                "vanishing.record) needs eager mode: run the recorded forward and backward "
+                "without torch.compile / torch.export"
+            )
+        return []
+
+    def _keep_traces(self, traces: list[Trace]) -> None:
+        """This call's traces to every active recording, and to the layer if record=True."""
+        if self.record:
+            self._traces = traces
+        for recording in self._recordings:
+            recording._keep(self, traces)
 
     def _dropout(self, x: Tensor, packing: Packing | None) -> Tensor:
         """Dropout between layers; on a packed batch's real steps only, as torch.nn draws it."""
@@ -212,6 +298,11 @@ class RecurrentBase(nn.Module):
         if packing is not None:
             return packing.to_caller(h, dim=1)
         return h if batched else h.squeeze(1)
+
+
+def _packing_args(packing: Packing | None) -> tuple[Tensor | None, Tensor | None]:
+    """(batch_sizes, lengths) of a packed batch, (None, None) for a padded one."""
+    return (None, None) if packing is None else (packing.batch_sizes, packing.lengths)
 
 
 class RNN(RecurrentBase):
@@ -238,7 +329,10 @@ class RNN(RecurrentBase):
         dtype: torch.dtype | None = None,
         *,
         record: bool = False,
+        proj_size: int | None = None,
     ) -> None:
+        if proj_size is not None:  # torch.nn.RNN's error, for any value
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         lookup_nonlinearity(nonlinearity)  # ValueError naming the choices
         self.nonlinearity = nonlinearity
         super().__init__(
@@ -262,10 +356,13 @@ class RNN(RecurrentBase):
         s = super().extra_repr()
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
-    def _run_direction(self, x, states, weights, traces, layer, direction, packing):  # noqa: ANN001
-        return RNNFunction.apply(
-            x, states[0], *weights, self.nonlinearity, traces, layer, direction, packing
+    def _run_direction(self, x, states, weights, packing, recorder):  # noqa: ANN001, ANN202
+        """One layer and direction: (output (T, B, H), h_n (B, H))."""
+        batch_sizes, lengths = _packing_args(packing)
+        hs, h_n = RNNFunction.apply(
+            x, states[0], *weights[:4], self.nonlinearity, batch_sizes, lengths, recorder
         )
+        return hs[1:], h_n
 
     def forward(
         self, input: Tensor | PackedSequence, hx: Tensor | None = None
@@ -278,6 +375,8 @@ class RNN(RecurrentBase):
 class LSTM(RecurrentBase):
     """Long short-term memory with forget gate, as torch.nn.LSTM (gate order i, f, g, o).
 
+    proj_size P > 0: an LSTM with projections (LSTMP), h_t = W_hr (o_t * tanh(c_t)) with
+    weight_hr_l{k} (P, H), as torch.nn.LSTM; h_0, h_n and the output have size P.
     forget_bias: added to the forget-gate block of every bias_ih at initialisation
     (Jozefowicz et al. 2015 recommend 1.0); 0.0, the default, keeps PyTorch's init exactly.
     Call: lstm(input, (h_0, c_0)=None) -> (output, (h_n, c_n)), shapes as torch.nn.LSTM;
@@ -304,8 +403,6 @@ class LSTM(RecurrentBase):
         forget_bias: float = 0.0,
         record: bool = False,
     ) -> None:
-        if proj_size != 0:
-            raise ValueError(f"proj_size > 0 is not supported by vanishing.LSTM, got {proj_size}")
         if not isinstance(forget_bias, numbers.Real) or not math.isfinite(forget_bias):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
         if forget_bias != 0.0 and not bias:
@@ -322,6 +419,7 @@ class LSTM(RecurrentBase):
             device,
             dtype,
             record,
+            proj_size,
         )
 
     def reset_parameters(self) -> None:
@@ -338,10 +436,13 @@ class LSTM(RecurrentBase):
         s = super().extra_repr()
         return s if not self.forget_bias else s + f", forget_bias={self.forget_bias}"
 
-    def _run_direction(self, x, states, weights, traces, layer, direction, packing):  # noqa: ANN001
-        return LSTMFunction.apply(
-            x, states[0], states[1], *weights, traces, layer, direction, packing
+    def _run_direction(self, x, states, weights, packing, recorder):  # noqa: ANN001, ANN202
+        """One layer and direction: (output (T, B, P), h_n (B, P), c_n (B, H))."""
+        batch_sizes, lengths = _packing_args(packing)
+        hs, h_n, c_n, *_ = LSTMFunction.apply(
+            x, states[0], states[1], *weights, batch_sizes, lengths, recorder
         )
+        return hs[1:], h_n, c_n
 
     def forward(
         self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None

@@ -15,7 +15,6 @@ in the caller's order (`Packing.to_sorted`, `Packing.to_caller`), as in torch.nn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,21 +89,12 @@ def active_rows(batch_sizes: Tensor | None, T: int, B: int) -> list[int]:
     return [B] * T if batch_sizes is None else batch_sizes.tolist()
 
 
-def running_steps(steps: Sequence[Tensor], batch_sizes: Tensor | None) -> Sequence[Tensor]:
-    """T step views (B, *) -> views (n_t, *) of the rows running at each step, the first
-    n_t = batch_sizes[t]; without batch_sizes, the views as they are (no per-step slicing)."""
-    if batch_sizes is None:
-        return steps
-    return [s[:n] for s, n in zip(steps, batch_sizes.tolist(), strict=True)]
-
-
-def zero_ended(steps: Tensor, batch_sizes: Tensor | None) -> None:
-    """Zero, in place, the rows of steps (T, B, *) whose sequence has ended at step t."""
-    if batch_sizes is None:
-        return
-    B = steps.shape[1]
-    ended = torch.arange(B) >= batch_sizes.unsqueeze(1)  # (T, B)
-    steps[ended.to(steps.device)] = 0
+def zero_padded(rows: Tensor, B: int) -> Tensor:
+    """rows (n, *) of the running sequences -> (B, *), zero in rows n .. B-1 (ended ones)."""
+    n = rows.shape[0]
+    if n == B:
+        return rows
+    return torch.cat((rows, rows.new_zeros((B - n, *rows.shape[1:]))))
 
 
 def final_state(states: Tensor, lengths: Tensor | None) -> Tensor:

@@ -11,9 +11,12 @@ import torch
 from torch import Tensor
 
 
-def project_input(x: Tensor, W_ih: Tensor, b: Tensor | None, out: Tensor) -> Tensor:
-    """out (T*B, G) = x (T, B, I) @ W_ih^T (I, G) + b: all steps' input terms in one GEMM."""
+def project_input(x: Tensor, W_ih: Tensor, b: Tensor | None, out: Tensor | None = None) -> Tensor:
+    """(T*B, G) = x (T, B, I) @ W_ih^T (I, G) + b: all steps' input terms in one GEMM,
+    written into out if given (the kernel's buffer; not differentiable), else a new tensor."""
     x2 = x.reshape(-1, x.shape[-1])  # (T*B, I)
+    if out is None:
+        return x2 @ W_ih.t() if b is None else torch.addmm(b, x2, W_ih.t())
     if b is None:
         return torch.mm(x2, W_ih.t(), out=out)
     return torch.addmm(b, x2, W_ih.t(), out=out)
@@ -22,17 +25,17 @@ def project_input(x: Tensor, W_ih: Tensor, b: Tensor | None, out: Tensor) -> Ten
 def weight_gradients(
     dz: Tensor, x: Tensor, hs: Tensor, W_ih: Tensor, need_dx: bool
 ) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
-    """The all-steps GEMMs of backward, from dz = dL/dz_t (T, B, G).
+    """The all-steps GEMMs of backward, from dz = dL/dz_t (T, B, G) and hs (T+1, B, P).
 
-    Returns (dx (T, B, I) or None, dW_ih (G, I), dW_hh (G, H), db (G,)):
+    Returns (dx (T, B, I) or None, dW_ih (G, I), dW_hh (G, P), db (G,)):
     dW_hh = sum_t dz_t^T h_{t-1}, dW_ih = sum_t dz_t^T x_t, db = sum_t dz_t, dx_t = dz_t W_ih.
     """
     T, B, G = dz.shape
     dz2 = dz.reshape(T * B, G)  # (T*B, G)
-    x2 = x.reshape(T * B, -1)  # (T*B, I)
-    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, -1)  # (G, H)
+    x2 = x.reshape(T * B, x.shape[2])  # (T*B, I)
+    dW_hh = dz2.t() @ hs[:-1].reshape(T * B, hs.shape[2])  # (G, P)
     # (x^T dz)^T, not dz^T x: with a small I, MKL ran the latter 5 - 10x slower (measured).
     dW_ih = (x2.t() @ dz2).t().contiguous()  # (G, I)
     db = dz2.sum(0)  # (G,)
-    dx = (dz2 @ W_ih).view(T, B, -1) if need_dx else None  # (T, B, I)
+    dx = (dz2 @ W_ih).view(T, B, W_ih.shape[1]) if need_dx else None  # (T, B, I)
     return dx, dW_ih, dW_hh, db

@@ -1,10 +1,15 @@
 """Per-step states and gradients of one layer and direction: what fused layers cannot give.
 
-Turn recording on with `layer.record = True` (or `vanishing.record(model)`, `recording.py`);
-each forward then leaves one `Trace` per layer and direction in `layer.traces`, and the
-backward through that forward fills in its gradients. Every tensor is in time order
-t = 1 .. T with shape (T, B, H), for the reverse direction too; an unbatched input gives
-B = 1. The tensors are views of the layer's own buffers: read them, do not modify them.
+`vanishing.record(model)` (`recording.py`) keeps, for each forward inside its block, one
+`Trace` per layer and direction in the `Recording` it returns; `layer.record = True` keeps the
+last forward's traces on the layer itself, in `layer.traces`. The backward through that
+forward fills in the gradients. Every tensor is in time order t = 1 .. T with shape
+(T, B, H), for the reverse direction too; an unbatched input gives B = 1. The tensors are
+views of the layer's own buffers: read them, do not modify them.
+
+A trace knows the weights it was made with (their identity and `_version`, which every
+in-place update such as `optimizer.step()` advances): `check_weights(layer)` refuses a layer
+whose weights are not those any more.
 
 A PackedSequence input gives a trace of each sequence's own steps: `lengths` (B,) holds
 them, every (T, B, H) tensor (dh, dc too) is zero at steps t >= lengths[b], and the batch
@@ -14,13 +19,47 @@ not the PackedSequence's sorted order; its tensors may then be copies rather tha
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from vanishing.nn.naming import flip_time, suffix
+from vanishing.nn.naming import PARAMETERS, flip_time, suffix
 from vanishing.nn.packing import Packing
+
+WEIGHTS = (*PARAMETERS, "weight_hr")
+"""The weights of one layer and direction a trace depends on (weight_hr: the LSTM's projection)."""
+
+
+class StaleTraceError(ValueError):
+    """A trace measured against weights other than those it was recorded with."""
+
+
+@dataclass(frozen=True)
+class WeightState:
+    """Which tensor each weight was, and its `_version`, when a trace was recorded."""
+
+    refs: tuple[weakref.ref | None, ...]
+    versions: tuple[int, ...]
+
+    @staticmethod
+    def of(weights: tuple[Tensor | None, ...]) -> WeightState:
+        return WeightState(
+            tuple(None if w is None else weakref.ref(w) for w in weights),
+            tuple(-1 if w is None else w._version for w in weights),
+        )
+
+    def matches(self, weights: tuple[Tensor | None, ...]) -> bool:
+        if len(weights) != len(self.refs):
+            return False
+        for ref, version, w in zip(self.refs, self.versions, weights, strict=True):
+            if (ref is None) != (w is None):
+                return False
+            if w is not None and (ref() is not w or w._version != version):
+                return False
+        return True
 
 
 @dataclass
@@ -33,6 +72,8 @@ class Trace:
     state to the loss, None until backward has run. h0, c0 (B, H): the initial states.
     lengths (B,) int64: each sequence's number of steps for a PackedSequence input (the
     tensors are zero beyond it), None for a padded input (every sequence runs all T steps).
+    With a projection (LSTM proj_size P > 0): h, h0, dh are the projected states (T, B, P)
+    and m (T, B, H) holds the unprojected m_t = o_t tanh(c_t), with h_t = W_hr m_t.
     """
 
     layer: int
@@ -49,6 +90,8 @@ class Trace:
     dh: Tensor | None = None
     dc: Tensor | None = None
     lengths: Tensor | None = None
+    m: Tensor | None = None
+    weights: WeightState | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -63,6 +106,74 @@ class Trace:
             if isinstance(value, Tensor):  # lengths (B,); h0, c0 (B, H); the rest (T, B, H)
                 changes[f.name] = value[batch] if value.dim() <= 2 else value[:, batch]
         return dataclasses.replace(self, **changes)
+
+    def __getstate__(self) -> dict:
+        """A pickled trace (torch.save) leaves its weights' identity behind: it cannot be
+        checked against a layer once loaded."""
+        return {**vars(self), "weights": None}
+
+    def __deepcopy__(self, memo: dict) -> Trace:
+        """A deep copy still knows the weights the original was recorded with."""
+        fields = {k: copy.deepcopy(v, memo) for k, v in vars(self).items() if k != "weights"}
+        return Trace(**fields, weights=self.weights)
+
+    def check_weights(self, layer: nn.Module) -> None:
+        """Raise StaleTraceError unless layer's weights for this trace's layer and direction
+        are the very tensors, unchanged, that the trace was recorded with (a trace loaded
+        from a file is not checked)."""
+        names = [w + suffix(self.layer, self.direction) for w in WEIGHTS]
+        current = tuple(getattr(layer, n, None) for n in names)
+        if self.weights is None or self.weights.matches(current):
+            return
+        raise StaleTraceError(
+            f"trace {self.name} was recorded with other weights than {type(layer).__name__}'s "
+            "current ones (an optimizer step, load_state_dict or an in-place edit since, or "
+            "another layer): record again, running the forward and backward inside "
+            "vanishing.record(model), and measure that recording"
+        )
+
+
+class Recorder:
+    """Makes one layer and direction's Trace during a forward call (`forward`) and fills in
+    its gradients during the backward through that call (`backward`)."""
+
+    def __init__(
+        self,
+        traces: list[Trace],
+        layer: int,
+        direction: int,
+        mode: str,
+        weights: tuple[Tensor | None, ...],
+        packing: Packing | None = None,
+    ) -> None:
+        self.traces, self.layer, self.direction, self.mode = traces, layer, direction, mode
+        self.weights, self.packing = WeightState.of(weights), packing
+        self.trace: Trace | None = None
+
+    def forward(
+        self, hs: Tensor, cs: Tensor | None, gates: Tensor | None, ms: Tensor | None
+    ) -> None:
+        """The states of the call, processing order: hs (T+1, B, P), cs (T+1, B, H),
+        gates (T, B, 4H), ms (T, B, H) (the LSTM's; None for the RNN, ms None without a
+        projection)."""
+        packing = self.packing
+        if cs is None:
+            trace = rnn_trace(self.layer, self.direction, self.mode, hs.detach(), packing)
+        else:
+            trace = lstm_trace(self.layer, self.direction, hs.detach(), cs, gates, packing)
+            if ms is not None:
+                trace.m = time_order(ms, self.direction, packing)
+        trace.weights = self.weights
+        self.trace = trace
+        self.traces.append(trace)
+
+    def backward(self, dh: Tensor, dc: Tensor | None) -> None:
+        """dL/dh_t (T, B, P) and dL/dc_t (T, B, H) (None for the RNN), processing order."""
+        if self.trace is None:
+            return
+        self.trace.dh = time_order(dh.detach(), self.direction, self.packing)
+        if dc is not None:
+            self.trace.dc = time_order(dc.detach(), self.direction, self.packing)
 
 
 def time_order(x: Tensor, direction: int, packing: Packing | None) -> Tensor:

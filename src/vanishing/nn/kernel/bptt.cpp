@@ -4,7 +4,9 @@
 // projection W_ih x_t + b before the loop, weight gradients after it); these functions run
 // the sequential part, t = 1 .. T forward and t = T .. 1 backward, in place. Per step: one
 // GEMM through the BLAS that torch links (sgemm_/dgemm_, found at load time; ATen's addmm
-// if absent), then one fused, vectorised elementwise pass over the batch rows.
+// if absent, or if a size does not fit the BLAS's int), then one fused, vectorised
+// elementwise pass over the batch rows. The tuning knobs (`config`) are atomics: a loop may
+// run on one thread while another thread changes them.
 //
 // Layout, all row-major and contiguous, axes (T, B, H) as in the reference:
 //   hs, cs (T+1, B, H): h_0 .. h_T, c_0 .. c_T      gates (T, B, 4H): [i, f, g, o]
@@ -24,7 +26,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <limits>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -51,52 +55,70 @@ struct Blas {
   fortran_gemm<float> sgemm = nullptr;
   fortran_gemm<double> dgemm = nullptr;
   set_threads_fn mkl_set_threads_local = nullptr;  // MKL_Set_Num_Threads_Local, if MKL
-  bool use_raw = true;  // false: ATen's mm (for measurement, and where no symbol is found)
+  // false: ATen's mm (for measurement, and where no symbol is found)
+  std::atomic<bool> use_raw{true};
   // A time loop whose per-step GEMM has fewer flops than this runs the BLAS on one thread:
   // below it, waking a second thread every step costs more than it saves. Measured on 2
   // cores: at B = 64, H = 64 (2.1 MFLOP a step) two threads are ~15 % faster than one; at
   // H = 16 (33 kFLOP) one thread is. Re-tune with kernel.config("parallel_gemm_flops", n).
-  int64_t parallel_gemm_flops = 1 << 20;
+  std::atomic<int64_t> parallel_gemm_flops{1 << 20};
   // Batch rows of the elementwise pass run in parallel in chunks of at least this many elements.
-  int64_t elementwise_grain = 32768;
-};
+  std::atomic<int64_t> elementwise_grain{32768};
 
-Blas& blas() {
-  static Blas b = [] {
-    Blas r;
+  Blas() {
     // libtorch_cpu is loaded (we link against it); its BLAS (MKL in the x86 wheels) is
     // searched through its handle and then globally.
     void* handle = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
     for (void* h : {handle, RTLD_DEFAULT}) {
       if (h == nullptr) continue;
-      if (r.sgemm == nullptr) r.sgemm = reinterpret_cast<fortran_gemm<float>>(dlsym(h, "sgemm_"));
-      if (r.dgemm == nullptr) r.dgemm = reinterpret_cast<fortran_gemm<double>>(dlsym(h, "dgemm_"));
-      if (r.mkl_set_threads_local == nullptr)
-        r.mkl_set_threads_local =
+      if (sgemm == nullptr) sgemm = reinterpret_cast<fortran_gemm<float>>(dlsym(h, "sgemm_"));
+      if (dgemm == nullptr) dgemm = reinterpret_cast<fortran_gemm<double>>(dlsym(h, "dgemm_"));
+      if (mkl_set_threads_local == nullptr)
+        mkl_set_threads_local =
             reinterpret_cast<set_threads_fn>(dlsym(h, "MKL_Set_Num_Threads_Local"));
     }
-    return r;
-  }();
+  }
+};
+
+Blas& blas() {
+  static Blas b;  // thread-safe initialisation (C++11)
   return b;
 }
 
 template <typename scalar_t>
 fortran_gemm<scalar_t> raw_gemm() {
+  const bool use_raw = blas().use_raw.load(std::memory_order_relaxed);
   if constexpr (std::is_same_v<scalar_t, float>) {
-    return blas().use_raw ? blas().sgemm : nullptr;
+    return use_raw ? blas().sgemm : nullptr;
   } else {
-    return blas().use_raw ? blas().dgemm : nullptr;
+    return use_raw ? blas().dgemm : nullptr;
   }
+}
+
+// The Fortran BLAS takes its sizes as pointers to its integer type: 32-bit (LP64, torch's
+// MKL and OpenBLAS) or 64-bit (ILP64). Each size is stored in an int64_t: on a little-endian
+// CPU its first 4 bytes are the same value as an int32, so both widths read it right once
+// it fits in 32 bits (checked below; larger sizes go to ATen, which takes int64 sizes).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the BLAS size passing needs a little-endian CPU");
+
+inline bool fits_blas_int(std::initializer_list<int64_t> sizes) {
+  for (int64_t v : sizes) {
+    if (v < 0 || v > std::numeric_limits<int32_t>::max()) return false;
+  }
+  return true;
 }
 
 template <typename scalar_t>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, scalar_t alpha,
           const scalar_t* A, int64_t lda, const scalar_t* B, int64_t ldb, scalar_t beta,
           scalar_t* C, int64_t ldc) {
-  if (auto f = raw_gemm<scalar_t>()) {
+  auto f = raw_gemm<scalar_t>();
+  if (f != nullptr && fits_blas_int({M, N, K, lda, ldb, ldc})) {
     const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
-    const int m = N, n = M, k = K, la = ldb, lb = lda, lc = ldc;
-    f(&tb, &ta, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+    const int64_t m = N, n = M, k = K, la = ldb, lb = lda, lc = ldc;
+    auto p = [](const int64_t& v) { return reinterpret_cast<const int*>(&v); };
+    f(&tb, &ta, p(m), p(n), p(k), &alpha, B, p(la), A, p(lb), &beta, C, p(lc));
     return;
   }
   // ATen fallback: same product through the dispatcher (a few microseconds per call).
@@ -119,7 +141,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, scalar_t 
 class SmallGemmThreads {
  public:
   explicit SmallGemmThreads(int64_t step_flops) {
-    if (step_flops < blas().parallel_gemm_flops && blas().mkl_set_threads_local != nullptr) {
+    const int64_t threshold = blas().parallel_gemm_flops.load(std::memory_order_relaxed);
+    if (step_flops < threshold && blas().mkl_set_threads_local != nullptr) {
       previous_ = blas().mkl_set_threads_local(1);
       active_ = true;
     }
@@ -167,14 +190,25 @@ inline Vec<double> tanh(const Vec<double>& x) {
   return x.tanh();
 }
 
-// tanh in float32: Eigen's rational approximation p(x) / q(x) (odd degree 13 over even
-// degree 6) on x clamped to +-7.9053, x itself where |x| < 4e-4. Max relative error
-// 3.4e-7 (6 ulp) measured over [-12, 12] and [1e-8, 16]; NaN propagates. Sleef's tanhf8_u10
-// is 1 ulp but cost 15 - 18 % of a whole LSTM forward + backward at H = 16 .. 32.
+// tanh in float32, as torch.tanh computes it (MKL's vsTanh, ~1 ulp) to within a few ulp,
+// saturating to exactly +-1 at the same point:
+// - |x| < 3: Eigen's rational approximation p(x) / q(x) (odd degree 13 over even degree 6),
+//   x itself where |x| < 4e-4;
+// - |x| >= 3 (only for the vectors with such a lane): 1 - 2 / (1 + e^{2|x|}) with the sign
+//   of x, and exactly +-1 from |x| >= 9.01084041595459, the smallest float at which
+//   torch.tanh rounds to 1 (measured at every CPU capability: DEFAULT, AVX2, AVX512).
+// Near saturation tanh' = 1 - tanh^2 is a small difference of numbers near 1: the rational
+// approximation's 6 ulp there would be 2 % of tanh' at |x| = 5, 13 % at 7, and it never
+// reached 1, so a saturated unit passed 4.8e-7 instead of 0. Below 3 its relative error in
+// tanh' is at most 3.4e-5 (measured against float64). NaN propagates. Sleef's tanhf for
+// every lane cost 15 - 18 % of a whole LSTM forward + backward at H = 16 .. 32, and it
+// saturates earlier than torch (from 8.66).
+constexpr float kTanhOne = 9.01084041595459f;
+
 inline Vec<float> tanh(const Vec<float>& x_in) {
   using V = Vec<float>;
-  const V clamp(7.90531110763549805f);
-  const V x = at::vec::clamp(x_in, V(-7.90531110763549805f), clamp);
+  const V one(1.0f), a = x_in.abs();
+  const V x = at::vec::clamp(x_in, V(-3.0f), V(3.0f));
   const V x2 = x * x;
   V p = at::vec::fmadd(x2, V(-2.76076847742355e-16f), V(2.00018790482477e-13f));
   p = at::vec::fmadd(x2, p, V(-8.60467152213735e-11f));
@@ -186,7 +220,14 @@ inline Vec<float> tanh(const Vec<float>& x_in) {
   V q = at::vec::fmadd(x2, V(1.19825839466702e-06f), V(1.18534705686654e-04f));
   q = at::vec::fmadd(x2, q, V(2.26843463243900e-03f));
   q = at::vec::fmadd(x2, q, V(4.89352518554385e-03f));
-  return V::blendv(p / q, x_in, x_in.abs() < V(4e-4f));
+  const V r = V::blendv(p / q, x_in, a < V(4e-4f));
+  const V tail = a >= V(3.0f);  // all-ones lanes where |x| >= 3
+  constexpr int kNoLane = (1 << V::size()) - 1;
+  if (tail.zero_mask() == kNoLane) return r;
+  V t = one - V(2.0f) / (one + (a + a).exp());  // |tanh(x)|
+  t = V::blendv(t, one, a >= V(kTanhOne));
+  t = V::blendv(t, t.neg(), x_in < V(0.0f));
+  return V::blendv(r, t, tail);
 }
 
 // Runs body(j, n) over one row of H elements in chunks of n <= Vec::size().
@@ -201,8 +242,8 @@ inline void over_row(int64_t H, const F& body) {
 // Batch rows in parallel once a step has enough elements to pay for the threads.
 template <typename F>
 inline void over_batch(int64_t B, int64_t row_elems, const F& body) {
-  const int64_t grain =
-      std::max<int64_t>(1, blas().elementwise_grain / std::max<int64_t>(1, row_elems));
+  const int64_t min_elems = blas().elementwise_grain.load(std::memory_order_relaxed);
+  const int64_t grain = std::max<int64_t>(1, min_elems / std::max<int64_t>(1, row_elems));
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) body(b);
   });
@@ -568,15 +609,16 @@ std::vector<std::string> nonlinearities() {
 int64_t config(const std::string& key, int64_t value) {
   Blas& b = blas();
   if (key == "blas") {
-    if (value >= 0) b.use_raw = value != 0;
-    return b.use_raw && b.sgemm != nullptr && b.dgemm != nullptr;
+    if (value >= 0) b.use_raw.store(value != 0);
+    return b.use_raw.load() && b.sgemm != nullptr && b.dgemm != nullptr;
   }
-  int64_t* field = key == "parallel_gemm_flops" ? &b.parallel_gemm_flops
-                   : key == "elementwise_grain" ? &b.elementwise_grain
-                                                : nullptr;
-  TORCH_CHECK(field != nullptr, "unknown kernel setting ", key);
-  if (value >= 0) *field = value;
-  return *field;
+  std::atomic<int64_t>* field = key == "parallel_gemm_flops" ? &b.parallel_gemm_flops
+                                : key == "elementwise_grain" ? &b.elementwise_grain
+                                                             : nullptr;
+  TORCH_CHECK(field != nullptr, "unknown kernel setting ", key,
+              "; expected blas, parallel_gemm_flops or elementwise_grain");
+  if (value >= 0) field->store(value);
+  return field->load();
 }
 
 }  // namespace
