@@ -143,8 +143,13 @@ def test_reber_strings_follow_the_grammar_and_the_wrapper_repeats() -> None:
 
 def is_reber(string: str) -> bool:
     """The Reber grammar as a hand-written automaton (independent of the generator's tables)."""
-    edges = {1: {"T": 2, "P": 3}, 2: {"S": 2, "X": 4}, 3: {"T": 3, "V": 5},
-             4: {"X": 3, "S": 6}, 5: {"P": 4, "V": 6}}  # fmt: skip
+    edges = {
+        1: {"T": 2, "P": 3},
+        2: {"S": 2, "X": 4},
+        3: {"T": 3, "V": 5},
+        4: {"X": 3, "S": 6},
+        5: {"P": 4, "V": 6},
+    }
     if not (string.startswith("B") and string.endswith("E")):
         return False
     node = 1
@@ -160,8 +165,9 @@ def test_reber_allowed_sets_by_hand() -> None:
     symbols = batch.x.argmax(-1)
     for b in range(200):
         n = int(batch.lengths[b])
-        allowed = [{REBER[i] for i in (batch.y[t, b] > 0).nonzero().flatten().tolist()}
-                   for t in range(n)]  # fmt: skip
+        allowed = [
+            {REBER[i] for i in (batch.y[t, b] > 0).nonzero().flatten().tolist()} for t in range(n)
+        ]
         text = "".join(REBER[int(s)] for s in symbols[:n, b])
         assert allowed[0] == {"T", "P"} and allowed[1] == {"B"} and allowed[2] == {"T", "P"}
         assert allowed[-1] == {"E"} and allowed[-2] == {text[1]}

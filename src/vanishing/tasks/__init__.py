@@ -23,10 +23,17 @@ from vanishing.tasks.temporal_order import TemporalOrder, TemporalOrder3
 TASKS: dict[str, type] = {
     task.name: task
     for task in (
-        Adding, AddingLe, Multiplication, TemporalOrder, TemporalOrder3, LongLag, EmbeddedReber,
-        Copying, Latching,
+        Adding,
+        AddingLe,
+        Multiplication,
+        TemporalOrder,
+        TemporalOrder3,
+        LongLag,
+        EmbeddedReber,
+        Copying,
+        Latching,
     )
-}  # fmt: skip
+}
 """Every task by its `--task` name."""
 
 

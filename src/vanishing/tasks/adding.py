@@ -68,9 +68,13 @@ def within_tolerance(output: Tensor, batch: Batch) -> Tensor:
 
 
 def marked_pairs(
-    batch: int, T: int, low: float, first_value: float, generator: torch.Generator | None,
+    batch: int,
+    T: int,
+    low: float,
+    first_value: float,
+    generator: torch.Generator | None,
     dtype: torch.dtype,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The 1997 sequences: x (L, B, 2) padded, X1 (B,), X2 (B,), lengths (B,).
 
     Length T .. T + T/10. Values ~ U[low, 1]. Markers: 1.0 at one of the first ten pairs (X1)
@@ -112,9 +116,12 @@ class Adding:
     shortest: ClassVar[int | None] = 20
     input_size: ClassVar[int] = 2
     objective: ClassVar[Objective] = Objective(
-        "regression", 1, baseline=ADDING_1997_BASELINE_MSE,
-        baseline_note="always predict 0.5", correct=within_tolerance,
-    )  # fmt: skip
+        "regression",
+        1,
+        baseline=ADDING_1997_BASELINE_MSE,
+        baseline_note="always predict 0.5",
+        correct=within_tolerance,
+    )
 
     def __post_init__(self) -> None:
         check_size(f"{self.name}: T", self.T, self.shortest)
@@ -124,9 +131,11 @@ class Adding:
         return self.T + self.T // 10
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         x, x1, x2, lengths = marked_pairs(batch, self.T, -1.0, 0.0, generator, dtype)
         y = (0.5 + (x1 + x2) / 4.0).unsqueeze(1)  # (B, 1)
@@ -149,10 +158,13 @@ class Multiplication:
     shortest: ClassVar[int | None] = 20
     input_size: ClassVar[int] = 2
     objective: ClassVar[Objective] = Objective(
-        "regression", 1, baseline=MULTIPLICATION_BASELINE_MSE,
-        baseline_note="always predict 0.275", correct=within_tolerance,
+        "regression",
+        1,
+        baseline=MULTIPLICATION_BASELINE_MSE,
+        baseline_note="always predict 0.275",
+        correct=within_tolerance,
         required=1.0 - 140 / 2000,
-    )  # fmt: skip
+    )
 
     def __post_init__(self) -> None:
         check_size(f"{self.name}: T", self.T, self.shortest)
@@ -162,9 +174,11 @@ class Multiplication:
         return self.T + self.T // 10
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         x, x1, x2, lengths = marked_pairs(batch, self.T, 0.0, 1.0, generator, dtype)
         return Batch(x, (x1 * x2).unsqueeze(1), lengths)
@@ -195,8 +209,10 @@ class AddingLe:
         return self.T
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         x, y = adding_problem(batch, self.T, generator, dtype)
         return Batch(x, y, torch.full((batch,), self.T, dtype=torch.long))

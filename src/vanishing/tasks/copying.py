@@ -47,15 +47,19 @@ class Copying:
     @property
     def objective(self) -> Objective:
         return Objective(
-            "classification", SYMBOLS + 1, per_step=True,
+            "classification",
+            SYMBOLS + 1,
+            per_step=True,
             baseline=COPIED * math.log(SYMBOLS) / (self.T + 20),
             baseline_note="blanks, then a uniform guess among 8 symbols",
-        )  # fmt: skip
+        )
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         L = self.T + 20
         data = torch.randint(1, SYMBOLS + 1, (COPIED, batch), generator=generator)  # (10, B)

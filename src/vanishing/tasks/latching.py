@@ -54,9 +54,11 @@ class Latching:
         return self.T + self.T // 10
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         lengths = random_lengths(batch, self.T, self.max_length, generator)  # (B,)
         L = int(lengths.max())

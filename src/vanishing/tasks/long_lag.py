@@ -59,14 +59,20 @@ class LongLag:
     @property
     def objective(self) -> Objective:
         return Objective(
-            "classification", self.T + 1, per_step=True, baseline=math.log(2) / self.T,
-            baseline_note="memoryless: a coin flip at the last step", correct=all_outputs_close,
-        )  # fmt: skip
+            "classification",
+            self.T + 1,
+            per_step=True,
+            baseline=math.log(2) / self.T,
+            baseline_note="memoryless: a coin flip at the last step",
+            correct=all_outputs_close,
+        )
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         p = self.T
         first = p - 1 + torch.randint(0, 2, (batch,), generator=generator)  # (B,) x or y

@@ -97,19 +97,24 @@ class EmbeddedReber:
     max_length: ClassVar[int] = 64
     """A bound for chrono initialisation (99.9 % of strings have at most 32 symbols)."""
     objective: ClassVar[Objective] = Objective(
-        "classification", len(SYMBOLS), per_step=True,
+        "classification",
+        len(SYMBOLS),
+        per_step=True,
         baseline=math.log(2) / MEAN_PREDICTIONS,
-        baseline_note="forget the second symbol", correct=top_set_is_allowed,
-    )  # fmt: skip
+        baseline_note="forget the second symbol",
+        correct=top_set_is_allowed,
+    )
 
     def __post_init__(self) -> None:
         if self.T is not None:
             raise ValueError(f"{self.name} has no length parameter T (got T = {self.T})")
 
     def sample(
-        self, batch: int, generator: torch.Generator | None = None,
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> Batch:  # fmt: skip
+    ) -> Batch:
         check_size("batch", batch, 1)
         symbols, allowed, count = reber_strings(batch, generator)
         lengths = count - 1  # (B,) prediction steps
