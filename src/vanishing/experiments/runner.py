@@ -32,6 +32,12 @@ final_loss, final_correct, seconds, message, curve [[sequences, loss, correct], 
 OnOutcome = Callable[[Outcome], None]
 
 
+def longest_first(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """The runs ordered by their largest possible cost (budget x longest sequence), so the
+    longest start first and the pool finishes sooner."""
+    return sorted(configs, key=lambda c: -c.train.budget * c.make_task().max_length)
+
+
 def outcome(config: RunConfig, result: TrainResult | None, message: str = "") -> Outcome:
     """The record of one run (status 'error' when result is None)."""
     final = result.final if result is not None and result.evaluations else None
@@ -88,7 +94,8 @@ def run_pool(
     outcomes = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = {
-            pool.submit(execute, asdict(c), str(runs_dir / c.name), resume): c for c in configs
+            pool.submit(execute, asdict(c), str(runs_dir / c.name), resume): c
+            for c in longest_first(configs)
         }
         for future in as_completed(futures):
             config = futures[future]
@@ -145,7 +152,9 @@ def run_ray(
     import ray
 
     remote = ray.remote(num_cpus=1, max_retries=0)(execute)
-    pending = {remote.remote(asdict(c), str(runs_dir / c.name), resume): c for c in configs}
+    pending = {
+        remote.remote(asdict(c), str(runs_dir / c.name), resume): c for c in longest_first(configs)
+    }
     outcomes = []
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
