@@ -306,6 +306,22 @@ class Crash:
             raise KeyboardInterrupt
 
 
+def crash(config: RunConfig, at: int, run_dir: Path) -> None:
+    """Train config into run_dir and stop at the start of step `at`, as a killed process."""
+    task, model, data, held_out = parts(config)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            model,
+            task.objective,
+            data,
+            config.train,
+            held_out,
+            [Crash(at)],
+            run_dir=run_dir,
+            progress=False,
+        )
+
+
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     newest = max(steps_on_disk(run_dir / "checkpoints"))
     tensors = load_file(run_dir / "checkpoints" / f"step-{newest:09d}.safetensors")
@@ -327,18 +343,7 @@ def test_resume_after_a_crash_is_bit_identical_task_stream(tmp_path: Path, optim
     whole = fit(
         model, task.objective, data, config.train, held_out, run_dir=tmp_path / "a", progress=False
     )
-    task, model, data, held_out = parts(config)
-    with pytest.raises(KeyboardInterrupt):
-        fit(
-            model,
-            task.objective,
-            data,
-            config.train,
-            held_out,
-            [Crash(11)],
-            run_dir=tmp_path / "b",
-            progress=False,
-        )
+    crash(config, 11, tmp_path / "b")
     task, model, data, held_out = parts(config)  # a new process: fresh objects
     resumed = fit(
         model,
@@ -429,18 +434,7 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(
     config = small(budget=96, eval_every=4, stop_at_success=False)
     run(config, tmp_path / "a", progress=False)
     crashed = tmp_path / "b"
-    task, model, data, held_out = parts(config)
-    with pytest.raises(KeyboardInterrupt):
-        fit(
-            model,
-            task.objective,
-            data,
-            config.train,
-            held_out,
-            [Crash(10)],
-            run_dir=crashed,
-            progress=False,
-        )
+    crash(config, 10, crashed)
     folder = crashed / "checkpoints"
     assert steps_on_disk(folder) == [8, 4]
     blob, meta = folder / "step-000000008.safetensors", folder / "step-000000008.json"

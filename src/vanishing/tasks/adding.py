@@ -17,7 +17,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from vanishing.tasks.batch import Batch, Objective, check_size, pad_after, random_lengths
+from vanishing.tasks.batch import (
+    Batch,
+    LengthTask,
+    Objective,
+    pad_after,
+    random_lengths,
+)
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
 """Test MSE of always predicting 1 = E[target]: Var(u1 + u2) = 2 * 1/12 for u1, u2 ~ U[0,1]."""
@@ -100,7 +106,7 @@ def marked_pairs(
 
 
 @dataclass(frozen=True)
-class Adding:
+class Adding(LengthTask):
     """The adding problem as Hochreiter & Schmidhuber 1997 define it (their task 4).
 
     Encoding: pairs (value ~ U[-1, 1], marker), length T .. T + T/10; markers as in
@@ -111,7 +117,6 @@ class Adding:
     held-out sequence correct. Baseline: always 0.5, MSE 0.0396 (ADDING_1997_BASELINE_MSE).
     """
 
-    T: int
     name: ClassVar[str] = "adding"
     shortest: ClassVar[int | None] = 20
     input_size: ClassVar[int] = 2
@@ -123,27 +128,14 @@ class Adding:
         correct=within_tolerance,
     )
 
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
-
-    @property
-    def max_length(self) -> int:
-        return self.T + self.T // 10
-
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         x, x1, x2, lengths = marked_pairs(batch, self.T, -1.0, 0.0, generator, dtype)
         y = (0.5 + (x1 + x2) / 4.0).unsqueeze(1)  # (B, 1)
         return Batch(x, y, lengths)
 
 
 @dataclass(frozen=True)
-class Multiplication:
+class Multiplication(LengthTask):
     """1997 task 5: as `Adding`, with values ~ U[0, 1] and the target X1 * X2.
 
     X1 = 1.0 when the first pair is the marked one (the product's neutral value, in place of
@@ -153,7 +145,6 @@ class Multiplication:
     0.275, MSE 0.0577 (MULTIPLICATION_BASELINE_MSE).
     """
 
-    T: int
     name: ClassVar[str] = "multiplication"
     shortest: ClassVar[int | None] = 20
     input_size: ClassVar[int] = 2
@@ -166,26 +157,13 @@ class Multiplication:
         required=1.0 - 140 / 2000,
     )
 
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
-
-    @property
-    def max_length(self) -> int:
-        return self.T + self.T // 10
-
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         x, x1, x2, lengths = marked_pairs(batch, self.T, 0.0, 1.0, generator, dtype)
         return Batch(x, (x1 * x2).unsqueeze(1), lengths)
 
 
 @dataclass(frozen=True)
-class AddingLe:
+class AddingLe(LengthTask):
     """The U[0, 1] adding problem of Le et al. 2015 and Arjovsky et al. 2016 (`adding_problem`).
 
     Encoding: pairs (value ~ U[0, 1], marker), length exactly T; one marker in each half.
@@ -193,7 +171,6 @@ class AddingLe:
     the MSE curve). Baseline: always 1, MSE 1/6.
     """
 
-    T: int
     name: ClassVar[str] = "adding-le"
     shortest: ClassVar[int | None] = 2
     input_size: ClassVar[int] = 2
@@ -201,18 +178,10 @@ class AddingLe:
         "regression", 1, baseline=ADDING_BASELINE_MSE, baseline_note="always predict 1"
     )
 
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
-
     @property
     def max_length(self) -> int:
         return self.T
 
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         x, y = adding_problem(batch, self.T, generator, dtype)
         return Batch(x, y, torch.full((batch,), self.T, dtype=torch.long))

@@ -162,3 +162,34 @@ class Task(Protocol):
     def sample(
         self, batch: int, generator: torch.Generator | None = None, dtype: torch.dtype = ...
     ) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class LengthTask:
+    """What the tasks share: the length parameter T, checked against the class's `shortest`;
+    sequences of T .. T + T/10 steps (`max_length`, unless a task says otherwise); `sample`,
+    which checks the batch size and calls the task's `generate`."""
+
+    T: int | None = 100
+    name: ClassVar[str] = ""
+    shortest: ClassVar[int | None] = 1
+
+    def __post_init__(self) -> None:
+        check_size(f"{self.name}: T", self.T, self.shortest)
+
+    @property
+    def max_length(self) -> int:
+        return self.T + self.T // 10
+
+    def sample(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Batch:
+        """A batch of `batch` sequences drawn from generator (torch's global RNG if None)."""
+        check_size("batch", batch, 1)
+        return self.generate(batch, generator, dtype)
+
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
+        raise NotImplementedError

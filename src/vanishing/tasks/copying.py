@@ -14,14 +14,14 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from vanishing.tasks.batch import Batch, Objective, check_size
+from vanishing.tasks.batch import Batch, LengthTask, Objective
 
 BLANK, DELIMITER, SYMBOLS, COPIED = 0, 9, 8, 10
 """Input categories 0 .. 9: blank 0, data symbols 1 .. 8, delimiter 9; 10 symbols copied."""
 
 
 @dataclass(frozen=True)
-class Copying:
+class Copying(LengthTask):
     """Copying memory with gap T.
 
     Encoding: one-hot over 10 categories; length T + 20: 10 symbols ~ U{1..8}, T - 1 blanks,
@@ -32,13 +32,9 @@ class Copying:
     8 symbols: mean cross-entropy 10 log(8) / (T + 20).
     """
 
-    T: int = 100
     name: ClassVar[str] = "copying"
     shortest: ClassVar[int | None] = 1
     input_size: ClassVar[int] = DELIMITER + 1
-
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
 
     @property
     def max_length(self) -> int:
@@ -54,13 +50,7 @@ class Copying:
             baseline_note="blanks, then a uniform guess among 8 symbols",
         )
 
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         L = self.T + 20
         data = torch.randint(1, SYMBOLS + 1, (COPIED, batch), generator=generator)  # (10, B)
         inputs = torch.full((L, batch), BLANK, dtype=torch.long)  # (L, B)

@@ -13,7 +13,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from vanishing.tasks.batch import Batch, Objective, check_size, pad_after, random_lengths
+from vanishing.tasks.batch import (
+    Batch,
+    LengthTask,
+    Objective,
+    pad_after,
+    random_lengths,
+)
 
 INFORMATIVE = 3
 """N: how many leading inputs carry the class."""
@@ -28,7 +34,7 @@ def close_at_end(output: Tensor, batch: Batch) -> Tensor:
 
 
 @dataclass(frozen=True)
-class Latching:
+class Latching(LengthTask):
     """Latching with length T .. T + T/10.
 
     Encoding: one real input; the first N = 3 steps are +1.0 (class 1) or -1.0 (class 0),
@@ -38,7 +44,6 @@ class Latching:
     Baseline: always 0.5, MSE 0.25.
     """
 
-    T: int = 100
     name: ClassVar[str] = "latching"
     shortest: ClassVar[int | None] = INFORMATIVE + 1
     input_size: ClassVar[int] = 1
@@ -46,20 +51,7 @@ class Latching:
         "regression", 1, baseline=0.25, baseline_note="always predict 0.5", correct=close_at_end
     )
 
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
-
-    @property
-    def max_length(self) -> int:
-        return self.T + self.T // 10
-
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         lengths = random_lengths(batch, self.T, self.max_length, generator)  # (B,)
         L = int(lengths.max())
         label = torch.randint(0, 2, (batch,), generator=generator)  # (B,) 1 or 0

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vanishing.tasks.batch import Batch, Objective, check_size
+from vanishing.tasks.batch import Batch, LengthTask, Objective
 
 MAX_ERROR = 0.25
 """1997: success when the absolute error of every output unit is below 0.25."""
@@ -29,7 +29,7 @@ def all_outputs_close(output: Tensor, batch: Batch) -> Tensor:
 
 
 @dataclass(frozen=True)
-class LongLag:
+class LongLag(LengthTask):
     """1997 task 2a with lag p = T.
 
     Encoding: p + 1 symbols, one-hot (p + 1 inputs): a_1 .. a_{p-1} are 0 .. p-2, x is p-1,
@@ -41,12 +41,8 @@ class LongLag:
     cross-entropy log(2) / p. Memory: x holds p * B * (p + 1) numbers.
     """
 
-    T: int = 100
     name: ClassVar[str] = "long-lag"
     shortest: ClassVar[int | None] = 2
-
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
 
     @property
     def input_size(self) -> int:
@@ -67,13 +63,7 @@ class LongLag:
             correct=all_outputs_close,
         )
 
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         p = self.T
         first = p - 1 + torch.randint(0, 2, (batch,), generator=generator)  # (B,) x or y
         middle = torch.arange(p - 1).unsqueeze(1).expand(p - 1, batch)  # (p-1, B) a_1..a_{p-1}

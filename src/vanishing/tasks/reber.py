@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vanishing.tasks.batch import Batch, Objective, check_size, pad_after
+from vanishing.tasks.batch import Batch, LengthTask, Objective, pad_after
 
 SYMBOLS = ("B", "T", "P", "S", "X", "V", "E")
 B, T_, P, S, X, V, E = range(7)
@@ -77,7 +77,7 @@ def reber_strings(batch: int, generator: torch.Generator | None) -> tuple[Tensor
 
 
 @dataclass(frozen=True)
-class EmbeddedReber:
+class EmbeddedReber(LengthTask):
     """Next-symbol prediction on embedded Reber strings (no length parameter).
 
     Encoding: one-hot over B, T, P, S, X, V, E (7 inputs); a string of n symbols gives n - 1
@@ -109,13 +109,7 @@ class EmbeddedReber:
         if self.T is not None:
             raise ValueError(f"{self.name} has no length parameter T (got T = {self.T})")
 
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         symbols, allowed, count = reber_strings(batch, generator)
         lengths = count - 1  # (B,) prediction steps
         L = int(lengths.max())

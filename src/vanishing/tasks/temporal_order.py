@@ -14,7 +14,13 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from vanishing.tasks.batch import Batch, Objective, check_size, pad_after, random_lengths
+from vanishing.tasks.batch import (
+    Batch,
+    LengthTask,
+    Objective,
+    pad_after,
+    random_lengths,
+)
 
 SYMBOLS = ("E", "B", "a", "b", "c", "d", "X", "Y")
 """Input symbols, one-hot in this order: start E, trigger B, distractors a-d, relevant X, Y."""
@@ -31,7 +37,7 @@ def windows(T: int, relevant: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class TemporalOrder:
+class TemporalOrder(LengthTask):
     """1997 task 6a: two relevant symbols, 4 classes (`TemporalOrder3` is 6b: three, 8).
 
     Encoding: one-hot over E, B, a, b, c, d, X, Y (8 inputs); length T .. T + T/10 (the paper:
@@ -43,18 +49,10 @@ class TemporalOrder:
     uniform guess, cross-entropy log 4 (6a), log 8 (6b).
     """
 
-    T: int = 100
     name: ClassVar[str] = "temporal-order"
     shortest: ClassVar[int | None] = 20
     relevant: ClassVar[int] = 2
     input_size: ClassVar[int] = len(SYMBOLS)
-
-    def __post_init__(self) -> None:
-        check_size(f"{self.name}: T", self.T, self.shortest)
-
-    @property
-    def max_length(self) -> int:
-        return self.T + self.T // 10
 
     @property
     def objective(self) -> Objective:
@@ -63,13 +61,7 @@ class TemporalOrder:
             "classification", classes, baseline=math.log(classes), baseline_note="uniform guess"
         )
 
-    def sample(
-        self,
-        batch: int,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        check_size("batch", batch, 1)
+    def generate(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype) -> Batch:
         lengths = random_lengths(batch, self.T, self.max_length, generator)  # (B,)
         L = int(lengths.max())
         columns = torch.arange(batch)
