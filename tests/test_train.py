@@ -337,8 +337,13 @@ def assert_same_weights(a: dict, b: dict) -> None:
 @pytest.mark.parametrize("optimizer", ["adam", "momentum"])
 def test_resume_after_a_crash_is_bit_identical_task_stream(tmp_path: Path, optimizer: str) -> None:
     config = small(
-        model="lstm", budget=160, eval_every=3, optimizer=optimizer, stop_at_success=False
-    )
+        model="lstm",
+        budget=160,
+        eval_every=3,
+        checkpoint_every=2,
+        optimizer=optimizer,
+        stop_at_success=False,
+    )  # checkpoints at even steps, evaluations every third: resumed between the two
     task, model, data, held_out = parts(config)
     whole = fit(
         model, task.objective, data, config.train, held_out, run_dir=tmp_path / "a", progress=False
@@ -357,7 +362,10 @@ def test_resume_after_a_crash_is_bit_identical_task_stream(tmp_path: Path, optim
     )
     assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
     assert resumed.train_loss == whole.train_loss
-    assert [e.loss for e in resumed.evaluations] == [e.loss for e in whole.evaluations]
+    fields = ("step", "sequences", "loss", "correct", "train_loss")
+    assert [[getattr(e, f) for f in fields] for e in resumed.evaluations] == [
+        [getattr(e, f) for f in fields] for e in whole.evaluations
+    ]
     evals = [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")]
     assert evals == sorted(set(evals)), "no evaluation logged twice after the resume"
 

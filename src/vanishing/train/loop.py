@@ -228,14 +228,11 @@ def fit(
             bar.update(bar_id, completed=sequences, seen=sequences, loss=loss, correct=correct)
 
         if step == 0 and not evaluations:
-            first = run_evaluation(None)
-            checkpoint()
-            if first.solved and config.stop_at_success:
+            if run_evaluation(None).solved:
                 solved_at = 0
-                return finish("solved")
-        elif solved_at is not None and config.stop_at_success:
+            checkpoint()
+        if solved_at is not None and config.stop_at_success:
             return finish("solved")
-        mark = len(train_loss)
         while sequences < config.budget:
             step += 1
             batch = data.next_batch()
@@ -260,9 +257,8 @@ def fit(
             train_loss.append(loss.item())
             end = sequences >= config.budget
             if held_out is not None and (step % config.eval_every == 0 or end):
-                window = train_loss[mark:]
+                window = train_loss[evaluations[-1].step :]  # the steps since the last one
                 result = run_evaluation(sum(window) / len(window))
-                mark = len(train_loss)
                 if result.solved and solved_at is None:
                     solved_at = sequences
                 if result.solved and config.stop_at_success:
