@@ -505,7 +505,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path: Path)
         "--batch",
         "16",
         "--budget",
-        "9600",
+        "24000",
         "--eval-every",
         "10",
         "--test-size",
@@ -538,7 +538,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path: Path)
             break
         time.sleep(0.05)
     assert metrics is not None, "the child never started training"
-    time.sleep(random.uniform(0.0, 1.0))
+    time.sleep(random.uniform(0.0, 0.5))
     child.send_signal(signal.SIGKILL)
     child.wait()
     run_dir = metrics.parent
