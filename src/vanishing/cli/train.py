@@ -153,7 +153,11 @@ def train(
             run_dir = new_run_dir(out or RUNS, "train")
     except (ValueError, TypeError) as error:
         fail(as_option(str(error), {*model_values, *train_values}))
-    console.print(f"[bold]vanishing train[/]: {config.name} -> {run_dir}")
+    m, t = config.model, config.train
+    console.print(
+        f"[bold]vanishing train[/]: {config.name} -> {run_dir}\n{m.label}, H = {m.hidden}, "
+        f"{t.optimizer} lr {t.lr:g}, batch {t.batch}, clip {t.clip}, budget {t.budget:,} sequences"
+    )
     try:
         result = run(config, run_dir, resume=resume is not None, progress=progress)
     except CheckpointError as error:

@@ -263,6 +263,7 @@ def fit(
                     solved_at = sequences
                 if result.solved and config.stop_at_success:
                     checkpoint()
+                    show()
                     return finish("solved")
             if step % every == 0 or end:
                 checkpoint()
