@@ -62,8 +62,10 @@ def experiments(
     ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Run the long-time-lag suite (tasks x lengths x models x seeds); write results.md,
-    results.json, figures and report.html into the suite folder."""
+    """Run the long-time-lag suite: tasks x lengths x models x seeds.
+
+    Writes results.md, results.json, figures and report.html into the suite folder.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
