@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.gradflow.lags import lag_profile
-from vanishing.gradflow.model import vanishing_twin
+from vanishing.gradflow.model import load_weights, vanishing_twin
 from vanishing.nn import Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 
@@ -59,21 +59,34 @@ def _tensorboard(target: object) -> Any:
     return SummaryWriter(log_dir=str(target))
 
 
+def _flat(outputs: tuple) -> list[Tensor]:
+    """A recurrent layer's (out, h_n) or (out, (h_n, c_n)) as [out, h_n(, c_n)]; a packed
+    out as its data."""
+    out, final = outputs
+    if isinstance(out, PackedSequence):
+        out = out.data
+    return [out, *(final if isinstance(final, tuple) else (final,))]
+
+
 class _Replay:
     """One torch.nn.RNN / LSTM call kept for replay: input, initial state, a twin holding the
     weights of that moment, and the gradients that reach the outputs in backward."""
 
     def __init__(self, twin: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
         self.twin = twin
-        self.x = args[0].detach().clone()
+        x = args[0] if args else kwargs["input"]
+        if isinstance(x, PackedSequence):
+            data = x.data.detach().clone()
+            self.x = PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        else:
+            self.x = x.detach().clone()
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         if isinstance(hx, Tensor):
             hx = hx.detach().clone()
         elif hx is not None:
             hx = tuple(h.detach().clone() for h in hx)
         self.hx = hx
-        out, final = outputs
-        outputs = [out, *(final if isinstance(final, tuple) else (final,))]  # out, h_n[, c_n]
+        outputs = _flat(outputs)  # out, h_n[, c_n]
         self.grads: list[Tensor | None] = [None] * len(outputs)
         for k, t in enumerate(outputs):
             if t.requires_grad:
@@ -93,8 +106,7 @@ class _Replay:
             return []
         twin = self.twin
         with torch.random.fork_rng(devices=[]), record(twin):  # dropout: the RNG is restored
-            out, final = twin(self.x, self.hx)
-            outputs = [out, *(final if isinstance(final, tuple) else (final,))]
+            outputs = _flat(twin(self.x, self.hx))
             torch.autograd.grad(
                 [outputs[k] for k in kept],
                 list(twin.parameters()),
@@ -136,11 +148,18 @@ class Monitor:
             raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
         self.model, self.every, self.fraction = model, every, fraction
         self.recorded = recordable_layers(model)  # vanishing layers: {name: layer}
-        self.twins = {
-            name: vanishing_twin(m)
-            for name, m in model.named_modules()
-            if isinstance(m, (nn.RNN, nn.LSTM))
+        torch_layers = {
+            name: m for name, m in model.named_modules() if isinstance(m, (nn.RNN, nn.LSTM))
         }
+        for name, m in torch_layers.items():
+            if type(m).forward not in (nn.RNN.forward, nn.LSTM.forward):
+                base = "LSTM" if is_lstm(m) else "RNN"
+                raise ValueError(
+                    f"vanishing.monitor cannot watch layer {name!r} ({type(m).__name__}): it "
+                    f"replays torch.nn.{base}.forward, and this subclass has its own forward "
+                    f"(use vanishing.{base}, which records itself, or vanishing.profile)"
+                )
+        self.twins = {name: vanishing_twin(m) for name, m in torch_layers.items()}
         if not self.recorded and not self.twins:
             raise ValueError(
                 f"{type(model).__name__} contains no torch.nn.RNN, torch.nn.LSTM, vanishing.RNN "
@@ -253,19 +272,16 @@ class Monitor:
         for name in self.twins:
             layer = self.model.get_submodule(name)
             hook = self._own(self._replay_hook(name), layer)
-            self._handles.append(layer.register_forward_hook(hook, with_kwargs=True))
+            # first, so that it keeps the layer's own outputs even if a user's hook changes them
+            handle = layer.register_forward_hook(hook, with_kwargs=True, prepend=True)
+            self._handles.append(handle)
 
     def _replay_hook(self, name: str) -> Any:
         def hook(layer: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
-            if isinstance(args[0], PackedSequence):
-                self._warn(name, "PackedSequence input is not measured")
-                return
             twin, w = self.twins[name], layer.weight_ih_l0
             if (twin.weight_ih_l0.dtype, twin.weight_ih_l0.device) != (w.dtype, w.device):
                 twin = self.twins[name] = vanishing_twin(layer)  # the model was moved or cast
-            with torch.no_grad():
-                for pname, p in layer.named_parameters():
-                    twin.get_parameter(pname).copy_(p)
+            load_weights(twin, layer)  # as the layer computes them (parametrisations)
             twin.train(layer.training)
             self._replays[name] = _Replay(twin, args, kwargs, outputs)
 
@@ -326,6 +342,8 @@ class Monitor:
                     "dh_norm": _rounded(p.dh_norm),
                     "dc_norm": None if p.dc_norm is None else _rounded(p.dc_norm),
                 }
+                if trace.lengths is not None:  # a PackedSequence: sequences with each lag
+                    out[key]["count"] = p.count.tolist()
         return out
 
     def _write(self, entry: dict) -> None:
