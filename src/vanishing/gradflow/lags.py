@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from vanishing.gradflow.spectral import (
     LANCZOS_ITERATIONS,
     SWEEP_COLUMNS,
+    check_positive,
     product_norms_estimate,
     product_norms_exact,
     spectral_norm,
@@ -32,6 +33,7 @@ from vanishing.gradflow.steps import (
     LSTMSteps,
     RNNSteps,
     batch_mean,
+    check_steps,
     check_trace,
     end_aligned,
     processing,
@@ -77,8 +79,8 @@ class LagProfile:
     def ratio_at(self, lag: int) -> float:
         """norm[lag] / norm[0] of `norm` (dc for the LSTM, dh for the RNN)."""
         n = self.norm
-        if not 0 <= lag < len(n):
-            raise ValueError(f"lag must be in [0, {len(n) - 1}], got {lag}")
+        if isinstance(lag, bool) or not isinstance(lag, numbers.Integral) or not 0 <= lag < len(n):
+            raise ValueError(f"lag must be an integer in [0, {len(n) - 1}], got {lag!r}")
         return float(n[lag] / n[0])
 
 
@@ -170,6 +172,10 @@ def lag_profile(
     if trace.dh is None or (is_lstm(layer) and trace.dc is None):
         raise ValueError("trace.dh is None: run backward through the recorded forward first")
     check_fraction(fraction)
+    check_positive("columns", columns)
+    check_positive("iterations", iterations)
+    if steps is not None:
+        check_steps(steps, trace)
     lstm = is_lstm(layer)
     d, n = trace.direction, trace.lengths
     T, B = trace.dh.shape[:2]

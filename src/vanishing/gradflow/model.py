@@ -73,7 +73,8 @@ def vanishing_twin(m: nn.Module) -> nn.Module:
     initialisation runs and the random number generator is not used."""
     if getattr(m, "proj_size", 0):
         raise ValueError(
-            f"torch.nn.LSTM with proj_size={m.proj_size} is not supported by vanishing.profile"
+            f"torch.nn.LSTM with proj_size={m.proj_size} is not supported by vanishing "
+            "(no projected LSTM)"
         )
     W = m.weight_ih_l0
     config = dict(
@@ -175,6 +176,8 @@ def swap_layers(model: nn.Module) -> nn.Module:
     a parametrised weight or a hook would be lost with the layer, so they are a ValueError
     (`profile` measures such layers faithfully).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     twins: dict[int, nn.Module] = {}
 
     def twin_of(m: nn.Module, name: str) -> nn.Module:
@@ -276,6 +279,11 @@ def profile(
         loss = loss_fn(model(*_arguments(inputs, dtype)))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise TypeError("loss_fn must return a tensor with a single element (the loss)")
+        if not loss.requires_grad:
+            raise ValueError(
+                "loss_fn's loss does not depend on the model's output through autograd "
+                "(requires_grad is False): do not detach it or compute it under no_grad"
+            )
         loss.backward()
     for name, m in torch_layers.items():
         if TWIN not in m.__dict__ and name in called:

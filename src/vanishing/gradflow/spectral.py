@@ -14,6 +14,7 @@ with more than l steps; no sequence's products reach into another's or its own p
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +29,12 @@ SWEEP_POWER = 1  # rounds (a backward and a forward pass each) before the last b
 SHORT_LAGS = 8  # lags 1 .. SHORT_LAGS also get their own Lanczos estimate
 
 Operator = Callable[[Tensor], Tensor]
+
+
+def check_positive(name: str, value: object) -> None:
+    """ValueError unless value is an integer >= 1 (a number of vectors or iterations)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def spectral_norm(M: Tensor) -> Tensor:

@@ -166,6 +166,24 @@ def check_trace(layer: nn.Module, trace: Trace) -> None:
             )
 
 
+def check_steps(steps: object, trace: Trace) -> None:
+    """TypeError unless steps are RNNSteps / LSTMSteps of the trace's kind; ValueError unless
+    they have the trace's shape and lengths (steps built from another trace)."""
+    kind = LSTMSteps if is_lstm(trace) else RNNSteps
+    if not isinstance(steps, kind):
+        raise TypeError(f"steps must be the trace's {kind.__name__}, got {type(steps).__name__}")
+    T, B, H = trace.h.shape
+    got = ((steps.f if kind is LSTMSteps else steps.a).shape[0], *steps.dim)
+    same_lengths = (steps.lengths is None) == (trace.lengths is None) and (
+        steps.lengths is None or torch.equal(steps.lengths.cpu(), trace.lengths.cpu())
+    )
+    if got != (T, B, H) or not same_lengths:
+        raise ValueError(
+            f"steps were built from another trace: (T, B, H) = {got}, the trace's "
+            f"{(T, B, H)}{'' if same_lengths else ', and other lengths'}"
+        )
+
+
 @dataclass
 class RNNSteps:
     """Per-step factors of J_s = dh_s/dh_{s-1} = diag(a_s) W, processing order.

@@ -16,11 +16,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vanishing.gradflow.spectral import LANCZOS_ITERATIONS, lanczos_norm, spectral_norm
+from vanishing.gradflow.spectral import (
+    LANCZOS_ITERATIONS,
+    check_positive,
+    lanczos_norm,
+    spectral_norm,
+)
 from vanishing.gradflow.steps import (
     F64,
     LSTMSteps,
     batch_mean,
+    check_steps,
     check_trace,
     lstm_steps,
     start_aligned,
@@ -158,7 +164,10 @@ def lstm_terms(
     steps: the trace's `steps.lstm_steps`, if already built (float64 for exact=True).
     """
     _check_lstm(layer, trace, "lstm_terms")
-    if steps is None:
+    check_positive("iterations", iterations)
+    if steps is not None:
+        check_steps(steps, trace)
+    else:
         steps = lstm_steps(layer, trace, article_D, dtype=F64 if exact else trace.f.dtype)
     steps = _from_start(steps)
     norms = _norms_exact(steps) if exact else _norms_estimate(steps, iterations)
