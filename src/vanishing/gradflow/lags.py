@@ -84,6 +84,16 @@ class LagProfile:
         return float(n[lag] / n[0])
 
 
+def check_fraction(fraction: object) -> None:
+    """ValueError unless fraction is a real number in (0, 1] (the horizon's threshold)."""
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0 < fraction <= 1
+    ):
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+
+
 def gradient_horizon(norms: np.ndarray, fraction: float = 1e-3) -> int:
     """Largest lag l with norms[l] >= fraction * norms[0]; 0 if norms[0] is 0 or not finite."""
     try:
@@ -97,16 +107,6 @@ def gradient_horizon(norms: np.ndarray, fraction: float = 1e-3) -> int:
         return 0
     above = np.flatnonzero(n >= fraction * n[0])
     return int(above[-1])
-
-
-def check_fraction(fraction: object) -> None:
-    """ValueError unless fraction is a real number in (0, 1] (the horizon's threshold)."""
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, numbers.Real)
-        or not 0 < fraction <= 1
-    ):
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
 
 
 def rnn_bound(W_hh: Tensor, nonlinearity: str, max_lag: int) -> np.ndarray:

@@ -153,7 +153,8 @@ class Monitor:
     measurement, as the dicts written to the file.
 
     One JSON line per measured step: {"step": s, "loss": l (when given), "gradflow": {key:
-    {"kind", "horizon", "dh_norm", "dc_norm"}}}, key '<layer name>.<l0 | l1_reverse ..>';
+    {"kind", "horizon", "dh_norm", "dc_norm"[, "count" for packed input]}}}, key
+    '<layer name>.<l0 | l1_reverse ..>';
     the norms are batch means of ||dE/dh_t||, ||dE/dc_t|| (LSTM) by lag k - t, index 0
     the last step, with DIGITS significant digits (docs/gradflow.md).
     """

@@ -186,7 +186,8 @@ def check_steps(steps: object, trace: Trace) -> None:
 
 @dataclass
 class RNNSteps:
-    """Per-step factors of J_s = dh_s/dh_{s-1} = diag(a_s) W, processing order.
+    """Per-step factors of J_s = dh_s/dh_{s-1} = diag(a_s) W, processing order (end-aligned
+    with lengths: module docstring).
 
     jvp and vjp take a step index s (0-based) or a slice of steps; y, z (..., B, H) or, for
     a slice, (..., steps, B, H).
@@ -224,8 +225,9 @@ class RNNSteps:
 class LSTMSteps:
     """Per-step factors of J_s = dc_s/dc_{s-1} = diag(f_s) + sum_gate diag(alpha) U diag(beta).
 
-    alpha[:, :, 0..2] are the left factors of C, A, D (gates i, f, g), beta the right factor.
-    jvp and vjp take a step index s (0-based) or a slice of steps, as `RNNSteps`.
+    alpha[:, :, 0..2] are the left factors of C, A, D (gates i, f, g), beta the right factor;
+    end-aligned with lengths, zero at padding (module docstring). jvp and vjp take a step
+    index s (0-based) or a slice of steps, as `RNNSteps`.
     """
 
     f: Tensor  # (T, B, H) f_s
