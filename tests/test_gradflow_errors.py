@@ -32,7 +32,7 @@ RNN8 = vanishing.RNN(2, 8, dtype=F64)  # tanh
 (RNN_TRACE,) = recorded(RNN8)
 STACKED = vanishing.LSTM(2, 8, num_layers=2, bidirectional=True, dtype=F64)
 STACKED_TRACES = recorded(STACKED)
-(TRACE8_B2,) = recorded(vanishing.LSTM(2, 8, dtype=F64), B=2)
+(TRACE8_B2,) = recorded(LSTM8, B=2)  # same weights, another batch
 X = torch.randn(4, 1, 2)
 
 
@@ -289,3 +289,28 @@ def test_bad_input_is_one_clear_error(case: str, tmp_path: Path) -> None:
         warnings.simplefilter("ignore")  # e.g. a monitor step that measured nothing
         with pytest.raises(error, match=match):
             call(tmp_path)
+
+
+@pytest.mark.parametrize("change", ["optimizer step", "load_state_dict", "in place"])
+def test_a_trace_from_before_a_weight_change_is_refused(change: str) -> None:
+    """Issue 13 item 6's repro: lag_profile after optimizer.step() must not combine the old
+    trace with the new weights."""
+    from vanishing.nn import StaleTraceError
+
+    torch.manual_seed(0)
+    layer = vanishing.LSTM(2, 4, dtype=torch.float64)
+    with vanishing.record(layer) as rec:
+        out, _ = layer(torch.randn(6, 3, 2, dtype=torch.float64))
+        out[-1].sum().backward()
+    trace = rec[""][0]
+    gf.lag_profile(layer, trace)  # fresh: fine
+    if change == "optimizer step":
+        torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    elif change == "load_state_dict":
+        layer.load_state_dict(vanishing.LSTM(2, 4, dtype=torch.float64).state_dict())
+    else:
+        with torch.no_grad():
+            layer.weight_hh_l0.mul_(2.0)
+    for measure in (gf.lag_profile, gf.lstm_terms, gf.lstm_jacobians):
+        with pytest.raises(StaleTraceError, match="record again"):
+            measure(layer, trace)

@@ -163,12 +163,14 @@ def lag_profile(
     O(T B H^3)); otherwise lower bounds from matrix-vector products in the trace's dtype
     (`spectral.product_norms_estimate`, `columns` and `iterations` set its accuracy,
     docs/gradflow.md). jacobian=False skips them (jacobian_norm is NaN beyond lag 0,
-    method 'skipped') and reads nothing but the gradients (and, RNN, W_rec for the bound).
+    method 'skipped') and reads nothing but the gradients (and, RNN, the current W_rec for
+    the bound); with jacobian=True the trace must have been recorded with the layer's current
+    weights, else nn.StaleTraceError (e.g. after an optimizer step).
     For the LSTM the product is of dc_j/dc_{j-1} = A_j + B_j + C_j + D_j (eq. 6), which holds
     o_{j-1} fixed; dc_norm counts every path, including the one through the output gate.
     steps: the trace's `steps.trace_steps`, if already built (float64 for exact=True).
     """
-    check_trace(layer, trace)
+    check_trace(layer, trace, weights=jacobian)
     if trace.dh is None or (is_lstm(layer) and trace.dc is None):
         raise ValueError("trace.dh is None: run backward through the recorded forward first")
     check_fraction(fraction)

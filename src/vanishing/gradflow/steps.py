@@ -106,11 +106,13 @@ def _shape(x: Tensor) -> str:
     return "(" + ", ".join(str(n) for n in x.shape) + ")"
 
 
-def check_trace(layer: nn.Module, trace: Trace) -> None:
+def check_trace(layer: nn.Module, trace: Trace, weights: bool = True) -> None:
     """TypeError unless layer is a module and trace a Trace; ValueError, naming what was
     expected and what came, if the trace does not fit the layer: another kind or mode of
     layer, no such layer and direction, another hidden size, tensors of inconsistent shapes,
-    or lengths (B,) outside 1 .. T."""
+    or lengths (B,) outside 1 .. T. weights: the measurement combines the trace with the
+    layer's weights (step Jacobians): then nn.StaleTraceError if they changed since the trace
+    was recorded (an optimizer step, load_state_dict, an in-place edit)."""
     if not isinstance(layer, nn.Module):
         raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
     if not isinstance(trace, Trace):
@@ -164,6 +166,8 @@ def check_trace(layer: nn.Module, trace: Trace) -> None:
             raise ValueError(
                 f"trace.lengths must lie in 1 .. {T} (the trace's steps), got {n.tolist()}"
             )
+    if weights:
+        trace.check_weights(layer)  # StaleTraceError if the layer's weights changed since
 
 
 def check_steps(steps: object, trace: Trace) -> None:
