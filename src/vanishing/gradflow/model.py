@@ -95,13 +95,39 @@ def vanishing_twin(m: nn.Module) -> nn.Module:
     return twin.train(m.training)
 
 
+def needing_grad(input: Tensor | PackedSequence) -> Tensor | PackedSequence:
+    """input if it requires grad, else a leaf view of it that does (a PackedSequence's data).
+
+    A recurrent layer with frozen weights fed this still runs its backward, which records
+    dL/dh_t, but computes no weight gradients (their GEMMs are skipped): how profile and the
+    monitor measure, since they never read a weight's gradient."""
+    if isinstance(input, PackedSequence):
+        if input.data.requires_grad:
+            return input
+        data = input.data.detach().requires_grad_()
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    if not isinstance(input, Tensor) or input.requires_grad or not input.is_floating_point():
+        return input  # the layer's own checks name what is wrong with a bad input
+    return input.detach().requires_grad_()
+
+
+def _measured_call(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Forward pre-hook of a vanishing layer in the profiled copy: its input needing grad."""
+    if args:
+        return (needing_grad(args[0]), *args[1:]), kwargs
+    if "input" in kwargs:
+        return args, {**kwargs, "input": needing_grad(kwargs["input"])}
+    return None
+
+
 def _recurrence(self: nn.Module, input: Tensor | PackedSequence, hx: object = None) -> object:
     """torch.nn.RNN / LSTM.forward in the profiled copy: a recorded vanishing layer with the
-    layer's weights as they are now runs the call (kept on the layer as TWIN)."""
-    twin = vanishing_twin(self)
+    layer's weights as they are now runs the call (kept on the layer as TWIN); its weights are
+    frozen and its input needs grad (`needing_grad`)."""
+    twin = vanishing_twin(self).requires_grad_(False)
     twin.record = True
     self.__dict__[TWIN] = twin  # not a submodule: the copy's modules stay the user's
-    return twin(input, hx)
+    return twin(needing_grad(input), hx)
 
 
 class _RNNRecurrence(nn.RNN):
@@ -273,6 +299,8 @@ def profile(
         )
     for layer in layers.values():
         layer.record = True  # a copy carries no traces (nn: copies never carry a recording)
+        layer.requires_grad_(False)  # no weight gradients: the recording is what is measured
+        layer.register_forward_pre_hook(_measured_call, with_kwargs=True)
     for p in model.parameters():
         p.grad = None
     with torch.random.fork_rng(devices=[]):

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.gradflow.lags import check_fraction, lag_profile
-from vanishing.gradflow.model import load_weights, vanishing_twin
+from vanishing.gradflow.model import load_weights, needing_grad, vanishing_twin
 from vanishing.nn import Recording, Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 
@@ -131,14 +131,14 @@ class _Replay:
         kept = [k for k, g in enumerate(self.grads) if g is not None]
         if not kept:
             return []
-        twin = self.twin
+        twin = self.twin.requires_grad_(False)  # no weight gradients (`needing_grad`)
+        x = needing_grad(self.x)
         with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
-            outputs = _flat(twin(self.x, self.hx))
+            outputs = _flat(twin(x, self.hx))
             torch.autograd.grad(
                 [outputs[k] for k in kept],
-                list(twin.parameters()),
+                x.data if isinstance(x, PackedSequence) else x,
                 [self.grads[k] for k in kept],
-                allow_unused=True,
             )
         return list(recording[""])
 
