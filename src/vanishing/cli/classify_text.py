@@ -108,10 +108,16 @@ def classify_text(
     embedding_dim: Annotated[int, Opt("--embedding-dim", help="Embedding size.")] = 32,
     hidden: Annotated[int, Opt("--hidden", help="Hidden units per direction.")] = 64,
     layers: Annotated[int, Opt("--layers", help="Stacked recurrent layers.")] = 1,
-    epochs: Annotated[int, Opt("--epochs", help="At most this many epochs.")] = 30,
+    dropout: Annotated[
+        float, Opt("--dropout", help="Dropout between layers and before the classifier.")
+    ] = 0.0,
+    forget_bias: Annotated[
+        float, Opt("--forget-bias", help="LSTM: added to the forget-gate bias at initialisation.")
+    ] = 3.0,
+    epochs: Annotated[int, Opt("--epochs", help="At most this many epochs.")] = 40,
     patience: Annotated[
         int, Opt("--patience", help="Stop after this many epochs without a lower val loss.")
-    ] = 5,
+    ] = 10,
     batch: Annotated[int, Opt("--batch", help="Texts per training step.")] = 32,
     lr: Annotated[float, Opt("--lr", help="Adam's learning rate.")] = 3e-3,
     seed: Annotated[int, Opt("--seed", help="Seed of the split, the data and the weights.")] = 0,
@@ -150,7 +156,9 @@ def classify_text(
         hidden_size=hidden,
         num_layers=layers,
         bidirectional=bidirectional,
+        dropout=dropout,
         nonlinearity=nonlinearity.value,
+        forget_bias=forget_bias,
         max_epochs=epochs,
         patience=patience,
         batch_size=batch,
