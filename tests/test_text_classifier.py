@@ -257,7 +257,7 @@ def test_the_page_renders_in_headless_chromium(fitted: TextClassifier, tmp_path:
     dom = chromium(["--dump-dom", page.as_uri()], tmp_path / "profile-dom").stdout
     assert dom.count('<span class="tok') == 2 * len(grads.tokens)  # the dh and the dc view
     assert "&lt;b&gt;" not in dom or "<b>not html</b>" not in dom  # tokens are escaped
-    assert dom.count('src="data:image/png;base64,') == 1
+    assert dom.count('src="data:image/png;base64,') == 2
 
 
 def test_classify_text_and_explain_commands(tmp_path: Path) -> None:

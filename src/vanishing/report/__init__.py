@@ -6,6 +6,7 @@ from vanishing.report.figures import (
     plot_lag_profiles,
     plot_learning_curves,
     plot_lstm_terms,
+    plot_token_gradients,
     save_figure,
 )
 from vanishing.report.html import Section, write_report
@@ -18,6 +19,7 @@ __all__ = [
     "plot_lag_profiles",
     "plot_learning_curves",
     "plot_lstm_terms",
+    "plot_token_gradients",
     "save_figure",
     "shade",
     "shaded_tokens",

@@ -2,8 +2,9 @@
 
 `write_page` writes one self-contained HTML page (`report.write_report`): a table, then for
 each explained model the text with every token shaded by ||dL/dh_t|| (and ||dL/dc_t|| for the
-LSTM, `report.tokens`), then the lag profile of those gradients (`report.plot_lag_profiles`:
-norm relative to the last token against the lag in tokens, each model's gradient horizon).
+LSTM, `report.tokens`), then the same norms as bars (`report.plot_token_gradients`) and their
+lag profile (`report.plot_lag_profiles`: norm relative to the last token against the lag in
+tokens, each model's gradient horizon).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from vanishing.report import (
     TOKEN_STYLE,
     Section,
     plot_lag_profiles,
+    plot_token_gradients,
     save_figure,
     shaded_tokens,
     write_report,
@@ -63,13 +65,28 @@ def write_page(
     meta: str = "",
     name: str = "report.html",
 ) -> Path:
-    """Write ``name`` (HTML), lag_profile.png and tokens.json (the numbers per model and
-    token) into ``folder``; explained: {model's display name: its TokenGradients}."""
+    """Write ``name`` (HTML), token_gradients.png, lag_profile.png and tokens.json (the
+    numbers per model and token) into ``folder``; explained: {model's display name: its
+    TokenGradients}, all of the same text."""
     blocks: list[tuple[str, str]] = []
     for model_name, grads in explained.items():
         blocks += token_blocks(model_name, grads)
     sections = []
     if explained:
+        first = next(iter(explained.values()))
+        if all(g.tokens == first.tokens for g in explained.values()):
+            bars = plot_token_gradients(
+                first.tokens, {n: g.dh_norm for n, g in explained.items()}, "‖∂L/∂h_t‖"
+            )
+            sections.append(
+                Section(
+                    "‖∂L/∂h_t‖ token by token",
+                    save_figure(bars, folder / "token_gradients.png"),
+                    f"The gradient of {LOSS} with respect to the first recurrent layer's state "
+                    "at each token, each model's bars relative to its largest (log scale): the "
+                    "shaded texts above, as numbers.",
+                )
+            )
         panel = {n: g.profiles["l0"] for n, g in explained.items()}
         figure = plot_lag_profiles({"the explained text": panel}, FRACTION)
         png = save_figure(figure, folder / "lag_profile.png")
