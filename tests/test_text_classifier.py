@@ -298,7 +298,11 @@ def test_classify_text_and_explain_commands(tmp_path: Path) -> None:
         ([], "give exactly one of --file F or --dataset"),
         (["--dataset", "keyword", "--file", "x.csv"], "give exactly one of"),
         (["--file", "missing.csv"], "missing.csv: no such file"),
-        (["--dataset", "keyword", "--max-length", "0"], "max_length must be >= 1"),
+        (["--dataset", "keyword", "--max-length", "0"], "--max-length must be >= 1, got 0"),
+        (["--dataset", "keyword", "--hidden", "0"], "--hidden must be an int >= 1, got 0"),
+        (["--dataset", "keyword", "--seed", "-1"], "--seed must be in 0..4294967295"),
+        (["--dataset", "keyword", "--n", "1"], "n must be an int >= 2, got 1"),
+        (["--file", "x.csv", "--val-file", "v.csv"], "--val-file needs --test-file"),
         (["--dataset", "keyword", "--test", "0.95"], "val \\+ test must be < 1"),
     ],
 )

@@ -21,6 +21,7 @@ from vanishing.apps.text.tokenize import LEVELS
 from vanishing.apps.text.vocabulary import TRUNCATE
 from vanishing.cli.common import (
     RUNS,
+    SEED_MAX,
     Nonlinearity,
     console,
     fail,
@@ -41,6 +42,30 @@ Cell = choices("Cell", CELLS)
 Truncate = choices("Truncate", TRUNCATE)
 Dataset = choices("Dataset", DATASETS)
 Format = choices("Format", FORMATS)
+
+OPTIONS = {
+    "max_vocab": "--max-vocab",
+    "max_length": "--max-length",
+    "min_count": "--min-count",
+    "embedding_dim": "--embedding-dim",
+    "hidden_size": "--hidden",
+    "num_layers": "--layers",
+    "dropout": "--dropout",
+    "forget_bias": "--forget-bias",
+    "max_epochs": "--epochs",
+    "patience": "--patience",
+    "batch_size": "--batch",
+    "lr": "--lr",
+    "n_jobs": "--threads",
+}
+"""{TextClassifier parameter: its option}, to name the option in an error."""
+
+
+def as_option(message: str) -> str:
+    """'TextClassifier: max_length must be ...' -> '--max-length must be ...'."""
+    message = message.removeprefix("TextClassifier: ")
+    first, _, rest = message.partition(" ")
+    return f"{OPTIONS[first]} {rest}" if first in OPTIONS else message
 
 
 def classify_text(
@@ -146,6 +171,8 @@ def classify_text(
         fail("--test-file needs --file (the training part)")
     if val_file is not None and test_file is None:
         fail("--val-file needs --test-file")
+    if not 0 <= seed <= SEED_MAX:
+        fail(f"--seed must be in 0..{SEED_MAX}, got {seed}")
     params = dict(
         level=level.value,
         min_count=min_count,
@@ -167,10 +194,13 @@ def classify_text(
         n_jobs=threads,
         verbose=int(progress),
     )
-    try:
-        from vanishing.apps.text.classifier import TextClassifier
+    from vanishing.apps.text.classifier import TextClassifier
 
+    try:
         TextClassifier(**params)._check_params()
+    except (ValueError, TypeError) as error:
+        fail(as_option(str(error)))
+    try:
         if file is not None and test_file is not None:
             split = read_split(
                 file,
