@@ -155,6 +155,7 @@ class Vocabulary:
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would leave the file unreadable to others
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp, path)
