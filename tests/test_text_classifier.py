@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import reference_state_grads
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from matplotlib.image import imread
 from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
 from test_report_render import CHROMIUM, chromium
 from typer.testing import CliRunner
 
@@ -55,6 +58,25 @@ def test_estimator_api(fitted: TextClassifier, texts: tuple[list[str], list[str]
     assert other.vocabulary_.config.level == "char" and len(other.token_ids(X[0])[0]) == 7
     again = TextClassifier(**TINY).fit(X, y)  # same random_state: the same model
     assert np.array_equal(again.predict_proba(X[:5]), proba)
+
+
+def test_cross_validation(texts: tuple[list[str], list[str]]) -> None:
+    scores = cross_val_score(TextClassifier(**TINY), *texts, cv=2)
+    assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=40))
+def test_any_text_predicts_and_explains(fitted: TextClassifier, text: str) -> None:
+    proba = fitted.predict_proba([text])
+    assert np.isfinite(proba).all() and np.isclose(proba.sum(), 1.0)
+    grads = explain(fitted, text)
+    assert 1 <= len(grads.tokens) <= fitted.max_length
+    assert grads.dh_norm.shape == grads.dc_norm.shape == (len(grads.tokens),)
+    assert np.isfinite(grads.dh_norm).all() and (grads.dh_norm >= 0).all()
+    assert grads.predicted == fitted.predict([text])[0]
 
 
 def test_tokens_edge_cases_at_predict(fitted: TextClassifier) -> None:
@@ -290,6 +312,24 @@ def test_classify_text_and_explain_commands(tmp_path: Path) -> None:
     assert "gradient horizon" in result.output and "alpha" in result.output
     (ex,) = (tmp_path / "ex").glob("explain-*")
     assert json.loads((ex / "tokens.json").read_text())["LSTM"]["tokens"][0]["token"] == "alpha"
+
+
+def test_classify_text_with_given_split_files(tmp_path: Path) -> None:
+    for name, seed in (("train", 2), ("test", 3)):
+        data = keyword_texts(30, length=6, head=2, seed=seed).data
+        with (tmp_path / f"{name}.jsonl").open("w") as f:
+            for text, label in zip(data.texts, data.require_labels(), strict=True):
+                f.write(json.dumps({"body": text, "y": label}) + "\n")
+    args = ["classify-text", "--file", str(tmp_path / "train.jsonl"), "--test-file"]
+    args += [str(tmp_path / "test.jsonl"), "--text-col", "body", "--label-col", "y"]
+    args += ["--model", "rnn", "--no-compare", "--level", "char", "--epochs", "1", "--hidden", "4"]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").glob("classify-text-*")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [s["name"] for s in metrics["scores"]] == ["RNN (tanh)"]
+    assert metrics["data"]["sizes"] == {"train": 26, "val": 4, "test": 30}
+    assert TextClassifier.load(run / "model").get_params()["level"] == "char"
 
 
 @pytest.mark.parametrize(
