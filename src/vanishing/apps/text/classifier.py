@@ -26,7 +26,6 @@ from torch import nn
 from vanishing.apps.estimator import RecurrentClassifier, Sequences
 from vanishing.apps.text.vocabulary import (
     PAD_ID,
-    UNK_ID,
     TokenizerConfig,
     Vocabulary,
     pad_batch,
@@ -193,9 +192,8 @@ class TextClassifier(RecurrentClassifier):
 
     def token_ids(self, text: str) -> tuple[list[str], torch.Tensor]:
         """The tokens the model reads of ``text`` (after truncation) and their ids (T,)."""
-        tokens = self.vocabulary_.tokenize(text)
-        ids = torch.tensor([self.vocabulary_.ids.get(t, UNK_ID) for t in tokens], dtype=torch.int64)
-        return tokens, ids
+        ids = torch.tensor(self.vocabulary_.encode(text), dtype=torch.int64)  # (T,)
+        return self.vocabulary_.tokenize(text), ids
 
     def __sklearn_tags__(self):  # noqa: ANN204
         tags = super().__sklearn_tags__()

@@ -13,8 +13,8 @@ concatenated when bidirectional; then each direction is also kept apart). By lag
 `gradflow.lag_profile` measures it (lag 0 = the last token read, where the head reads the
 state), each direction gives a LagProfile and its gradient horizon: the largest lag whose
 norm is at least ``fraction`` (1e-3) of the norm at lag 0 (dc for the LSTM, dh for the RNN).
-Nothing here runs a second backward pass or changes the model (its parameters' .grad stay
-as they were).
+Nothing here runs a second backward pass or changes the model (autograd.grad leaves its
+parameters' .grad as they were).
 """
 
 from __future__ import annotations
@@ -106,15 +106,13 @@ def explain(
     tokens, ids = model.token_ids(text)  # (T,)
     x = ids.unsqueeze(1)  # (T, 1)
     network = model.network_
-    grads_before = [p.grad for p in network.parameters()]
     with torch.enable_grad(), record(network) as recording:
         logits = network(x)  # (1, C)
         log_p = torch.log_softmax(logits, dim=1)[0]  # (C,)
         k = int(log_p.argmax()) if target is None else _class_index(classes, target)
         loss = -log_p[k]
+        # autograd.grad, not backward: the recording fills in, the parameters' .grad stay
         torch.autograd.grad(loss, [p for p in network.parameters() if p.requires_grad])
-    for p, g in zip(network.parameters(), grads_before, strict=True):
-        p.grad = g
     layer = network.recurrent
     traces = [t for t in recording["recurrent"] if t.layer == 0]
     by_direction: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
