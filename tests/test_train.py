@@ -20,6 +20,7 @@ from vanishing import LSTM, RNN
 from vanishing.tasks import Batch, Objective, make_task
 from vanishing.train import (
     CheckpointError,
+    EarlyStopping,
     ModelConfig,
     RunConfig,
     SequenceModel,
@@ -553,3 +554,66 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path: Path)
     config = RunConfig.from_dict(__import__("json").loads((run_dir / "config.json").read_text()))
     run(config, tmp_path / "whole", progress=False)
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run_dir))
+
+
+def test_tensor_data_takes_token_ids_without_a_feature_axis() -> None:
+    ids = torch.randint(1, 50, (7, 10))  # (T, N)
+    data = TensorData(ids, torch.zeros(10, dtype=torch.long), torch.full((10,), 7), batch=4)
+    batch = data.next_batch()
+    assert batch.x.shape == (7, 4) and batch.x.dtype == torch.int64
+    with pytest.raises(ValueError, match=r"x must be \(T, N, I\) or \(T, N\), got shape \(7,\)"):
+        TensorData(torch.zeros(7), torch.zeros(7), batch=4)
+
+
+class Watcher:
+    """Asks to stop at the third evaluation after step 0, and records what it was shown."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_evaluation(self, evaluation: object, model: nn.Module) -> bool:
+        self.steps.append(evaluation.step)
+        return len(self.steps) == 3
+
+
+def test_on_evaluation_may_stop_the_run(tmp_path: Path) -> None:
+    config = small(budget=400)
+    _, model, data, held_out = parts(config)
+    watcher = Watcher()
+    objective = make_task("adding", 20).objective
+    result = fit(
+        model, objective, data, config.train, held_out, [watcher], tmp_path, progress=False
+    )
+    assert result.status == "stopped" and watcher.steps == [5, 10, 15] and result.steps == 15
+    assert steps_on_disk(tmp_path / "checkpoints")[0] == 15, "a stopped run checkpoints"
+
+
+def test_early_stopping_waits_patience_then_restores_the_best_weights() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 64, 2, generator=g), torch.randint(0, 2, (64,), generator=g)
+    held_out = Batch(
+        torch.randn(5, 64, 2, generator=g),
+        torch.randint(0, 2, (64,), generator=g),
+        torch.full((64,), 5),
+    )
+    torch.manual_seed(0)
+    model = SequenceModel(LSTM(2, 16), 2)
+    stopper = EarlyStopping(patience=3)
+    config = TrainConfig(batch=16, budget=64 * 200, eval_every=4, lr=3e-2, stop_at_success=False)
+    result = fit(
+        model,
+        Objective("classification", 2),
+        TensorData(x, y, batch=16),
+        config,
+        held_out,
+        [stopper],
+        progress=False,
+    )
+    losses = {e.step: e.loss for e in result.evaluations[1:]}  # labels are noise: it overfits
+    assert result.status == "stopped" and result.steps < 200 * 4
+    assert stopper.best_step == min(losses, key=losses.get)
+    assert sorted(losses)[-1] - stopper.best_step == 3 * 4, "stops after 3 without improvement"
+    assert stopper.restore(model)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in stopper.best_state.items())
+    with pytest.raises(ValueError, match="patience must be >= 1, got 0"):
+        EarlyStopping(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vanishing.cli import demo, experiments, profile, train
+from vanishing.cli import classify_text, demo, experiments, explain, profile, train
 from vanishing.cli.common import console
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app.command()(demo.demo)
 app.command()(profile.profile)
 app.command()(train.train)
 app.command()(experiments.experiments)
+app.command()(classify_text.classify_text)
+app.command()(explain.explain)
 
 
 @app.command()

@@ -241,6 +241,36 @@ def plot_learning_curves(
     return fig
 
 
+def plot_token_gradients(
+    tokens: Sequence[str], norms: Mapping[str, Sequence[float] | np.ndarray], quantity: str
+) -> Figure:
+    """A gradient norm at each token of one text, one panel per model, relative to its largest.
+
+    norms: {model name: (T,) norms, e.g. ||dL/dh_t||}; quantity names them (the y label).
+    Log y: bars reach down to 1e-12 of the largest value (zeros are drawn at that floor).
+    """
+    floor = 1e-12
+    T = len(tokens)
+    fig, axes = plt.subplots(
+        len(norms), 1, figsize=(max(6.0, 0.22 * T + 1.5), 1.9 * len(norms) + 1.2),
+        squeeze=False, sharex=True, layout="constrained",
+    )  # fmt: skip
+    for ax, (name, values) in zip(axes[:, 0], norms.items(), strict=True):
+        v = np.asarray(values, dtype=np.float64)
+        rel = np.maximum(v / v.max(), floor) if v.max() > 0 else np.full(T, floor)
+        ax.bar(np.arange(T), rel, bottom=floor, color=color_for(name), width=0.8)
+        ax.set_yscale("log")
+        ax.set_ylim(floor, 2.0)
+        ax.set_ylabel(f"{name}\nrelative", fontsize=9)
+        ax.grid(True, axis="y", which="major", alpha=0.3)
+    axes[-1, 0].set_xticks(np.arange(T), tokens, rotation=90, fontsize=8)
+    axes[-1, 0].set_xlim(-0.6, T - 0.4)
+    fig.suptitle(
+        f"{quantity} at each token, relative to its largest value (log scale)", fontsize=11
+    )
+    return fig
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write fig as PNG (110 dpi) and close it."""
     fig.savefig(path, dpi=110)

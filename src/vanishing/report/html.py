@@ -41,19 +41,27 @@ def write_report(
     rows: Sequence[Sequence[str]],
     sections: Sequence[Section],
     meta: str = "",
+    blocks: Sequence[tuple[str, str]] = (),
+    style: str = "",
 ) -> Path:
-    """One self-contained HTML page: intro, the results table, each figure with its text."""
+    """One self-contained HTML page: intro, the results table, each figure with its text.
+
+    blocks: (title, HTML fragment) pairs placed after the table, before the figures (the
+    fragments are inserted as they are: escape what they quote); style: CSS they need.
+    """
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{esc(title)}</title><style>{STYLE}{style}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f"<p>{intro}</p>",
         f'<table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
     ]
+    for k, (heading, fragment) in enumerate(blocks):
+        parts += [f'<h2 id="block-{k}">{esc(heading)}</h2>', fragment]
     for k, section in enumerate(sections):
         data = base64.b64encode(Path(section.png).read_bytes()).decode("ascii")
         parts += [

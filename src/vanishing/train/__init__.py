@@ -2,7 +2,8 @@
 
 Read in this order: `config.py` (TrainConfig), `models.py` (SequenceModel, ModelConfig,
 build_model), `init.py` (forget bias, chrono), `optim.py`, `data.py` (TaskStream,
-TensorData), `checkpoint.py`, `metrics.py`, `loop.py` (fit), `run.py` (a run in its folder).
+TensorData), `checkpoint.py`, `metrics.py`, `loop.py` (fit), `stopping.py` (EarlyStopping, a
+callback of fit), `run.py` (a run in its folder).
 """
 
 from vanishing.train.checkpoint import CheckpointError
@@ -16,12 +17,14 @@ from vanishing.train.optim import make_optimizer
 from vanishing.train.run import RunConfig, load_config, resume_run, run
 from vanishing.train.rundir import make_run_dir
 from vanishing.train.runtime import flush_denormal, torch_threads
+from vanishing.train.stopping import EarlyStopping
 
 __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "STATUSES",
     "CheckpointError",
+    "EarlyStopping",
     "Evaluation",
     "ModelConfig",
     "RunConfig",

@@ -52,6 +52,8 @@ class TaskStream:
 class TensorData:
     """A fixed dataset, reshuffled every epoch: x (T, N, I) zero-padded, y, lengths (N,).
 
+    x may also be (T, N) (e.g. token ids for an embedding), padded past each length.
+
     y: (N, ...) per sequence, or (T, N, ...) if per_step. Epoch e's order is a permutation
     seeded by (seed, e), so it is the same after a resume; the last batch of an epoch may be
     smaller (an epoch is exactly N sequences). shuffle=False keeps the stored order.
@@ -67,8 +69,8 @@ class TensorData:
         per_step: bool = False,
         shuffle: bool = True,
     ) -> None:
-        if x.dim() != 3:
-            raise ValueError(f"x must be (T, N, I), got shape {tuple(x.shape)}")
+        if x.dim() not in (2, 3):
+            raise ValueError(f"x must be (T, N, I) or (T, N), got shape {tuple(x.shape)}")
         N = x.shape[1]
         if lengths is None:
             lengths = torch.full((N,), x.shape[0], dtype=torch.long)

@@ -4,7 +4,8 @@
 endless `TaskStream` or a fixed `TensorData`) until the held-out set passes the objective's
 success test, or `config.budget` training sequences are used (a failure, reported as such),
 or the loss or a gradient stops being finite (status 'diverged', naming the step and the first
-non-finite tensor). Each step: draw a batch, callbacks' on_step_start, forward, loss,
+non-finite tensor), or a callback asks to stop after an evaluation (status 'stopped', e.g.
+`EarlyStopping`). Each step: draw a batch, callbacks' on_step_start, forward, loss,
 backward, callbacks' on_step_end, finiteness check, clipping (gradflow.clip_grad_norm_, the
 one rule), optimizer step. The held-out set is evaluated at step 0, every
 `config.eval_every` steps and at the end: first its first `config.eval_probe` sequences, and
@@ -14,7 +15,10 @@ Callbacks (any objects, no base class): before the forward of step s (1-based; t
 had s - 1 updates) the trainer calls `cb.on_step_start(s, model)`; after the backward, before
 clipping and the optimizer step, `cb.on_step_end(s, model, loss)` with the loss tensor and
 the raw gradients in the parameters' .grad. Either method may be missing. A dict returned by
-on_step_end is appended to metrics.jsonl as {"step": s, **dict}.
+on_step_end is appended to metrics.jsonl as {"step": s, **dict}. After each held-out evaluation
+during training (not the one at step 0) the trainer calls `cb.on_evaluation(evaluation, model)`;
+if any returns True, the run checkpoints and ends with status 'stopped'. A callback keeps its
+own state: a resumed run starts its callbacks afresh.
 
 With a run folder, the trainer writes `metrics.jsonl` (each evaluation, each callback dict)
 and checkpoints (`checkpoint.py`) at every evaluation (or every `checkpoint_every` steps) and
@@ -45,9 +49,10 @@ from vanishing.train.metrics import Evaluation, append_jsonl, evaluate, truncate
 from vanishing.train.optim import make_optimizer
 from vanishing.train.runtime import flush_denormal, torch_threads
 
-STATUSES = ("solved", "budget", "diverged", "finished")
+STATUSES = ("solved", "budget", "diverged", "finished", "stopped")
 """solved: passed the success test; budget: used the budget without passing it (a failure);
-diverged: non-finite loss or gradient; finished: used the budget, no success test to pass."""
+diverged: non-finite loss or gradient; finished: used the budget, no success test to pass;
+stopped: a callback's on_evaluation asked to stop (e.g. early stopping)."""
 
 
 @dataclass
@@ -216,6 +221,7 @@ def fit(
 
     starts = [cb.on_step_start for cb in callbacks if hasattr(cb, "on_step_start")]
     ends = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
+    watchers = [cb.on_evaluation for cb in callbacks if hasattr(cb, "on_evaluation")]
     every = config.checkpoint_every or config.eval_every
     bar = progress_bar(console, progress)
     with flush_denormal(), torch_threads(config.threads), bar:
@@ -265,6 +271,10 @@ def fit(
                     checkpoint()
                     show()
                     return finish("solved")
+                if any([bool(watch(result, model)) for watch in watchers]):  # call every one
+                    checkpoint()
+                    show()
+                    return finish("stopped")
             if step % every == 0 or end:
                 checkpoint()
             show()

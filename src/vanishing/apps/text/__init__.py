@@ -1,7 +1,10 @@
-"""Text classification data: reading labelled files, splits, tokens and vocabularies, the
-generated keyword texts, the fortunes corpus, and the TF-IDF + logistic-regression baseline.
+"""Text classification: reading labelled files, splits, tokens and vocabularies, the
+generated keyword texts, the fortunes corpus, the TF-IDF + logistic-regression baseline, and
+the recurrent classifier with its per-token gradients.
 
-scikit-learn (the extra ``vanishing[text]``) is imported only when a baseline is fitted.
+scikit-learn (the extra ``vanishing[text]``) is imported only when a baseline is fitted or
+one of LAZY (``TextClassifier``, ``explain``, ``TokenGradients``, ``predict_file``, which
+stand on the scikit-learn estimator base) is first used.
 """
 
 from vanishing.apps.text.baseline import (
@@ -27,6 +30,23 @@ from vanishing.apps.text.vocabulary import (
     pad_batch,
 )
 
+LAZY = {
+    "TextClassifier": "classifier",
+    "TokenGradients": "explain",
+    "explain": "explain",
+    "predict_file": "predict",
+}
+"""{name: its module}, imported on first use (they import scikit-learn)."""
+
+
+def __getattr__(name: str) -> object:
+    if name in LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"vanishing.apps.text.{LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CHANCE",
     "FORMATS",
@@ -41,15 +61,19 @@ __all__ = [
     "KeywordTexts",
     "LabelledTexts",
     "Split",
+    "TextClassifier",
     "TextDataError",
+    "TokenGradients",
     "TokenizerConfig",
     "Vocabulary",
     "accuracy",
+    "explain",
     "keyword_texts",
     "load_fortunes",
     "macro_f1",
     "normalise",
     "pad_batch",
+    "predict_file",
     "read_split",
     "read_texts",
     "require_sklearn",

@@ -155,6 +155,7 @@ class Vocabulary:
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would leave the file unreadable to others
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             os.replace(tmp, path)
@@ -171,14 +172,20 @@ class Vocabulary:
             raise TextDataError(f"{path}: no such vocabulary file") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TextDataError(f"{path}: not a vocabulary file (not valid JSON: {e})") from None
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "vocabulary") -> Vocabulary:
+        """The vocabulary of ``to_dict``'s form (a saved model keeps it so); anything else is
+        one TextDataError naming ``source``."""
         if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
             raise TextDataError(
-                f"{path}: not a vocabulary file (expected a JSON object with "
+                f"{source}: not a vocabulary file (expected a JSON object with "
                 f'"format": "{FILE_FORMAT}")'
             )
         if data.get("version") != FILE_VERSION:
             raise TextDataError(
-                f"{path}: vocabulary file version {data.get('version')!r}; this vanishing "
+                f"{source}: vocabulary file version {data.get('version')!r}; this vanishing "
                 f"reads version {FILE_VERSION}"
             )
         try:
@@ -190,7 +197,7 @@ class Vocabulary:
                     raise TypeError(f"{name} must be a list of {kind.__name__}s")
             return cls(tokens, TokenizerConfig.from_dict(config), counts)
         except (KeyError, TypeError, ValueError) as e:
-            raise TextDataError(f"{path}: corrupt vocabulary file: {e}") from None
+            raise TextDataError(f"{source}: corrupt vocabulary file: {e}") from None
 
 
 def pad_batch(sequences: list[list[int]]) -> tuple[Tensor, Tensor]:

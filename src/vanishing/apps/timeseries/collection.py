@@ -2,7 +2,8 @@
 
 A `Collection` holds a train and a test part in aeon's layout: X is (n_cases, n_channels,
 n_timepoints) float64, or a list of (n_channels, n_timepoints_i) arrays when lengths differ;
-y is (n_cases,) labels. `check_cases` is the one validation every source goes through.
+y is (n_cases,) labels. `check_series` (X) and `check_cases` (X and y) are the one validation
+every source goes through.
 
 The shipped sets (`SHIPPED`) load offline from aeon's own copy with their published train /
 test splits: GunPoint (50 / 150, length 150), ItalyPowerDemand (67 / 1029, length 24),
@@ -68,10 +69,8 @@ def case_where(where: str, case: int, lines: Sequence[int] | None) -> tuple[str,
     return f"{where}, case {case}", None
 
 
-def check_cases(
-    X: object, y: object, where: str, lines: Sequence[int] | None = None
-) -> tuple[Cases, np.ndarray]:
-    """X as float64 in aeon's layout and y as a 1-D array, or one DataError saying what is wrong.
+def check_series(X: object, where: str, lines: Sequence[int] | None = None) -> Cases:
+    """X as float64 in aeon's layout, or one DataError saying what is wrong.
 
     where names the source (a file, a data set, an argument); lines[i], if given, is the
     file line of case i, so errors point at it.
@@ -92,6 +91,8 @@ def check_cases(
         raise DataError(where, "at least one case", "none")
     for i, x in enumerate(cases):
         place, line = case_where(where, i, lines)
+        if np.iscomplexobj(x):
+            raise DataError(place, "real numbers", "complex numbers (Complex data not supported)")
         if not np.issubdtype(x.dtype, np.number):
             raise DataError(place, "numeric values", f"dtype {x.dtype}", line)
         if x.shape[0] != cases[0].shape[0]:
@@ -104,14 +105,23 @@ def check_cases(
             channel, t = np.argwhere(~np.isfinite(x))[0]
             got = f"{x[channel, t]} at channel {channel}, time point {t}"
             raise DataError(place, "finite values (no NaN or Inf)", got, line)
+    if isinstance(X, np.ndarray):
+        return np.asarray(X, dtype=np.float64)
+    if len({x.shape[1] for x in cases}) == 1:
+        return np.stack(cases).astype(np.float64)
+    return [x.astype(np.float64) for x in cases]
+
+
+def check_cases(
+    X: object, y: object, where: str, lines: Sequence[int] | None = None
+) -> tuple[Cases, np.ndarray]:
+    """X as float64 in aeon's layout (`check_series`) and y as a 1-D array of one label per
+    case, or one DataError saying what is wrong."""
+    cases = check_series(X, where, lines)
     labels = np.asarray(y)
     if labels.ndim != 1 or len(labels) != len(cases):
         raise DataError(where, f"{len(cases)} labels, one per case", f"shape {labels.shape}")
-    if isinstance(X, np.ndarray):
-        return np.asarray(X, dtype=np.float64), labels
-    if len({x.shape[1] for x in cases}) == 1:
-        return np.stack(cases).astype(np.float64), labels
-    return [x.astype(np.float64) for x in cases], labels
+    return cases, labels
 
 
 def make_collection(

@@ -1,0 +1,296 @@
+"""`vanishing classify-text`: a recurrent text classifier on the user's file (or a named data
+set), beside TF-IDF + logistic regression and the other recurrent cell on the same split."""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vanishing.apps.network import CELLS
+from vanishing.apps.text.datasets import DATASETS
+from vanishing.apps.text.reading import FORMATS
+from vanishing.apps.text.tokenize import LEVELS
+from vanishing.apps.text.vocabulary import TRUNCATE
+from vanishing.cli.common import (
+    RUNS,
+    SEED_MAX,
+    Nonlinearity,
+    console,
+    fail,
+    new_run_dir,
+    one_line_errors,
+)
+
+Opt = typer.Option
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A CLI choice type from one of the library's tables."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Level = choices("Level", LEVELS)
+Cell = choices("Cell", CELLS)
+Truncate = choices("Truncate", TRUNCATE)
+Dataset = choices("Dataset", DATASETS)
+Format = choices("Format", FORMATS)
+
+OPTIONS = {
+    "max_vocab": "--max-vocab",
+    "max_length": "--max-length",
+    "min_count": "--min-count",
+    "embedding_dim": "--embedding-dim",
+    "hidden_size": "--hidden",
+    "num_layers": "--layers",
+    "dropout": "--dropout",
+    "forget_bias": "--forget-bias",
+    "max_epochs": "--epochs",
+    "patience": "--patience",
+    "batch_size": "--batch",
+    "lr": "--lr",
+    "n_jobs": "--threads",
+}
+"""{TextClassifier parameter: its option}, to name the option in an error."""
+
+
+def as_option(message: str) -> str:
+    """'TextClassifier: max_length must be ...' -> '--max-length must be ...'."""
+    message = message.removeprefix("TextClassifier: ")
+    first, _, rest = message.partition(" ")
+    return f"{OPTIONS[first]} {rest}" if first in OPTIONS else message
+
+
+def classify_text(
+    file: Annotated[
+        Path | None,
+        Opt("--file", help="Labelled texts (CSV, TSV or JSON Lines); split train/val/test."),
+    ] = None,
+    dataset: Annotated[
+        Dataset | None,
+        Opt(
+            "--dataset",
+            help="Instead of --file: generated keyword or order texts, or the fortunes corpus "
+            "(apt-get install fortunes).",
+        ),
+    ] = None,
+    text_col: Annotated[str, Opt("--text-col", help="Column (or JSON key) of the text.")] = "text",
+    label_col: Annotated[
+        str, Opt("--label-col", help="Column (or JSON key) of the label.")
+    ] = "label",
+    fmt: Annotated[
+        Format | None, Opt("--format", help="File format, if the extension does not say it.")
+    ] = None,
+    encoding: Annotated[str, Opt("--encoding", help="Text encoding of the files.")] = "utf-8",
+    test_file: Annotated[
+        Path | None,
+        Opt("--test-file", help="A given test file: then --file is the training part."),
+    ] = None,
+    val_file: Annotated[
+        Path | None, Opt("--val-file", help="A given validation file (with --test-file).")
+    ] = None,
+    val: Annotated[float, Opt("--val", help="Validation fraction of each class.")] = 0.1,
+    test: Annotated[float, Opt("--test", help="Test fraction of each class.")] = 0.2,
+    n: Annotated[int, Opt("--n", help="Generated data sets: number of texts.")] = 2000,
+    length: Annotated[int, Opt("--length", help="Generated data sets: words per text.")] = 60,
+    head: Annotated[
+        int, Opt("--head", help="Generated data sets: keywords among the first HEAD words.")
+    ] = 10,
+    level: Annotated[Level, Opt("--level", help="Tokens: words or characters.")] = Level.word,
+    min_count: Annotated[
+        int, Opt("--min-count", help="A token enters the vocabulary seen this often.")
+    ] = 1,
+    max_vocab: Annotated[
+        int, Opt("--max-vocab", help="Vocabulary size, <pad> and <unk> included.")
+    ] = 20000,
+    max_length: Annotated[int, Opt("--max-length", help="Tokens read per text.")] = 400,
+    truncate: Annotated[
+        Truncate, Opt("--truncate", help="Which side of a longer text is cut.")
+    ] = Truncate.end,
+    model: Annotated[
+        Cell, Opt("--model", help="The model saved in the run folder: lstm or rnn.")
+    ] = Cell.lstm,
+    compare: Annotated[
+        bool,
+        Opt(
+            "--compare/--no-compare",
+            help="Also fit TF-IDF + logistic regression and the other cell on the same split.",
+        ),
+    ] = True,
+    nonlinearity: Annotated[
+        Nonlinearity, Opt("--nonlinearity", help="The simple RNN's activation.")
+    ] = Nonlinearity.tanh,
+    bidirectional: Annotated[
+        bool, Opt("--bidirectional", help="Read each text in both directions.")
+    ] = False,
+    embedding_dim: Annotated[int, Opt("--embedding-dim", help="Embedding size.")] = 32,
+    hidden: Annotated[int, Opt("--hidden", help="Hidden units per direction.")] = 64,
+    layers: Annotated[int, Opt("--layers", help="Stacked recurrent layers.")] = 1,
+    dropout: Annotated[
+        float, Opt("--dropout", help="Dropout between layers and before the classifier.")
+    ] = 0.0,
+    forget_bias: Annotated[
+        float, Opt("--forget-bias", help="LSTM: added to the forget-gate bias at initialisation.")
+    ] = 3.0,
+    epochs: Annotated[int, Opt("--epochs", help="At most this many epochs.")] = 40,
+    patience: Annotated[
+        int, Opt("--patience", help="Stop after this many epochs without a lower val loss.")
+    ] = 10,
+    batch: Annotated[int, Opt("--batch", help="Texts per training step.")] = 32,
+    lr: Annotated[float, Opt("--lr", help="Adam's learning rate.")] = 3e-3,
+    seed: Annotated[int, Opt("--seed", help="Seed of the split, the data and the weights.")] = 0,
+    threads: Annotated[int, Opt("--threads", help="torch threads (-1: every core).")] = 1,
+    out: Annotated[Path, Opt("--out", help="Parent folder of the run folder.")] = RUNS,
+    progress: Annotated[bool, Opt("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Train a text classifier and compare it, on one split, with TF-IDF + logistic regression.
+
+    Writes metrics.json, model/ (the --model, for `vanishing predict` and `vanishing explain`),
+    vocabulary.json and report.html (the scores, and the per-token gradients of the first
+    test text) into runs/classify-text-<time>/.
+    """
+    from vanishing.apps.text import TextDataError
+    from vanishing.apps.text.compare import compare as run_compare
+    from vanishing.apps.text.compare import model_name
+    from vanishing.apps.text.datasets import load_dataset
+    from vanishing.apps.text.explain import explain
+    from vanishing.apps.text.report import write_page
+    from vanishing.apps.text.split import read_split, stratified_split
+    from vanishing.experiments.suite_report import machine
+
+    if (file is None) == (dataset is None):
+        fail("give exactly one of --file F or --dataset keyword|order|fortunes")
+    if test_file is not None and file is None:
+        fail("--test-file needs --file (the training part)")
+    if val_file is not None and test_file is None:
+        fail("--val-file needs --test-file")
+    if not 0 <= seed <= SEED_MAX:
+        fail(f"--seed must be in 0..{SEED_MAX}, got {seed}")
+    params = dict(
+        level=level.value,
+        min_count=min_count,
+        max_vocab=max_vocab,
+        max_length=max_length,
+        truncate=truncate.value,
+        embedding_dim=embedding_dim,
+        hidden_size=hidden,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        nonlinearity=nonlinearity.value,
+        forget_bias=forget_bias,
+        max_epochs=epochs,
+        patience=patience,
+        batch_size=batch,
+        lr=lr,
+        random_state=seed,
+        n_jobs=threads,
+        verbose=int(progress),
+    )
+    from vanishing.apps.text.classifier import TextClassifier
+
+    try:
+        TextClassifier(**params)._check_params()
+    except (ValueError, TypeError) as error:
+        fail(as_option(str(error)))
+    try:
+        if file is not None and test_file is not None:
+            split = read_split(
+                file,
+                test_file,
+                text_col,
+                label_col,
+                val_file,
+                val_fraction=val,
+                seed=seed,
+                format=fmt and fmt.value,
+                encoding=encoding,
+            )
+            source = f"{file} (test: {test_file})"
+        else:
+            if file is not None:
+                from vanishing.apps.text import read_texts
+
+                data = read_texts(
+                    file, text_col, label_col, format=fmt and fmt.value, encoding=encoding
+                )
+            else:
+                data = load_dataset(dataset.value, n, length, head, seed)
+            split = stratified_split(data, val=val, test=test, seed=seed)
+            source = data.source
+    except (TextDataError, ValueError, TypeError) as error:
+        fail(str(error))
+    run_dir = new_run_dir(out, "classify-text")
+    cells = [model.value] + ([c for c in ("lstm", "rnn") if c != model.value] if compare else [])
+
+    def announce(name: str) -> None:
+        if progress:
+            console.print(f"fitting {name} ...", highlight=False)
+
+    with one_line_errors():
+        try:
+            scores, models = run_compare(split, cells, params, seed, compare, announce)
+        except FloatingPointError as error:
+            fail(str(error))
+    chosen = models[model.value]
+    chosen.save(run_dir / "model")
+    chosen.vocabulary_.save(run_dir / "vocabulary.json")
+    info = machine()
+    command = "vanishing " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    metrics = {
+        "command": command,
+        "machine": info,
+        "data": {
+            "source": source,
+            "classes": split.classes,
+            "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "majority": max(split.test.class_counts().values()) / len(split.test),
+        },
+        "params": {k: v for k, v in params.items() if k != "verbose"},
+        "scores": [vars(s) for s in scores],
+        "saved_model": model_name(model.value, nonlinearity.value),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+
+    text = split.test.texts[0]
+    explained = {model_name(c, nonlinearity.value): explain(m, text) for c, m in models.items()}
+    columns = ["model", "accuracy", "macro-F1", "fit s", "epochs", "note"]
+    rows = [
+        [
+            s.name,
+            f"{s.accuracy:.3f}",
+            f"{s.macro_f1:.3f}",
+            f"{s.fit_seconds:.1f}",
+            "" if s.epochs is None else str(s.epochs),
+            s.detail,
+        ]
+        for s in scores
+    ]
+    sizes = metrics["data"]["sizes"]
+    first_label = split.test.require_labels()[0]
+    intro = (
+        f"Data: {html.escape(source)}; {len(split.classes)} classes; train/val/test = "
+        f"{sizes['train']}/{sizes['val']}/{sizes['test']} texts (majority class on test: "
+        f"{metrics['data']['majority']:.3f}). Scores on the test part. Below: the per-token "
+        f"gradients of the first test text (true label {html.escape(repr(first_label))})."
+    )
+    meta = (
+        f"<code>{html.escape(command)}</code> &middot; {info['date']} &middot; CPU {info['cpu']} "
+        f"({info['cores']} cores), torch {info['torch']} ISA {info['isa']}"
+    )
+    write_page(run_dir, "vanishing classify-text", intro, columns, rows, explained, meta)
+
+    table = Table(title=f"{source}: test scores ({sizes['test']} texts)")
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("model", "note") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"run folder: {run_dir}", highlight=False)
