@@ -221,3 +221,22 @@ def test_a_bad_model_file_is_one_clear_error(
     with pytest.raises(ModelFileError, match=message) as error:
         LSTMClassifier.load(folder)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_gradient_profile_of_a_fitted_model(cell: str) -> None:
+    X, y = labelled(T=12)
+    model = LSTMClassifier(**{**FAST, "cell": cell, "bidirectional": True}).fit(X, y)
+    layers = model.gradient_profile(X, y)
+    assert [p.kind for p in layers] == [cell.upper()] * 2  # forward and reverse direction
+    for p in layers:
+        assert p.lags.norm.shape == (12,) and 0 <= p.lags.horizon <= 11
+    X_var = [x[:, : 4 + i % 8] for i, x in enumerate(X)]  # lengths 4 .. 11
+    counts = model.gradient_profile(X_var, y)[0].lags.count  # cases longer than each lag
+    assert counts.tolist() == [40, 40, 40, 40, 35, 30, 25, 20, 15, 10, 5]
+    regressor = LSTMRegressor(**FAST).fit(X, X[:, 0, 0])
+    assert regressor.gradient_profile(X, X[:, 0, 0])[0].lags.horizon >= 0
+    with pytest.raises(ValueError, match=r"y: expected labels among \['down', 'up'\], got 'x'"):
+        model.gradient_profile(X, np.where(y == "up", "x", y))
+    with pytest.raises(ValueError, match="detail must be one of norms, terms, exact"):
+        model.gradient_profile(X, y, detail="all")

@@ -4,6 +4,8 @@ Any regressor with `fit(X, Y)` and `predict(X)` (scikit-learn, aeon, and the rec
 `LSTMRegressor`) becomes a forecaster: the series is standardised with the mean and standard
 deviation of the training part (fitted in `fit`, which only ever sees the training part), cut
 into windows of `window` values, and the regressor learns the value(s) after each window.
+With scale=False the regressor sees the values as they are (for one that standardises its
+own inputs and targets, as `LSTMRegressor` does: then it predicts from raw windows on its own).
 
 - `RecursiveWindows`: targets the next value, Y (n,); a `StepForecaster`.
 - `DirectWindows`: targets the next `horizon` values, Y (n, horizon); a `HorizonForecaster`.
@@ -22,10 +24,11 @@ import numpy as np
 class Windows:
     """What both strategies share: the scaler fitted on the training part, and the windows."""
 
-    def __init__(self, regressor: object, window: int, channels: bool = True):
+    def __init__(self, regressor: object, window: int, channels: bool = True, scale: bool = True):
         if window < 1:
             raise ValueError(f"window must be at least 1 value, got {window}")
         self.regressor, self.window, self.channels = regressor, window, channels
+        self.scaled = scale
 
     def scale(self, y: np.ndarray) -> np.ndarray:
         return (np.asarray(y, dtype=np.float64) - self.mean_) / self.std_
@@ -45,7 +48,9 @@ class Windows:
                 f"the training part has {len(y)} values; windows of {self.window} and "
                 f"{ahead} value(s) ahead need at least {self.window + ahead}"
             )
-        self.mean_, self.std_ = float(y.mean()), float(y.std()) or 1.0
+        self.mean_, self.std_ = (
+            (float(y.mean()), float(y.std()) or 1.0) if self.scaled else (0.0, 1.0)
+        )
         z = self.scale(y)  # (n_train,)
         cut = np.lib.stride_tricks.sliding_window_view(z, self.window + ahead)  # (n, w + ahead)
         X, Y = cut[:, : self.window], cut[:, self.window :]  # (n, w), (n, ahead)
@@ -74,8 +79,15 @@ class RecursiveWindows(Windows):
 class DirectWindows(Windows):
     """The regressor predicts the next `horizon` values at once from the last `window` values."""
 
-    def __init__(self, regressor: object, window: int, horizon: int, channels: bool = True):
-        super().__init__(regressor, window, channels)
+    def __init__(
+        self,
+        regressor: object,
+        window: int,
+        horizon: int,
+        channels: bool = True,
+        scale: bool = True,
+    ):
+        super().__init__(regressor, window, channels, scale)
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1 step, got {horizon}")
         self.horizon = horizon
