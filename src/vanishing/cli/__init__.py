@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vanishing.cli import demo, experiments, profile, train
+from vanishing.cli import classify, demo, experiments, forecast, predict, profile, train
 from vanishing.cli.common import console
 
 app = typer.Typer(
@@ -18,6 +18,9 @@ app.command()(demo.demo)
 app.command()(profile.profile)
 app.command()(train.train)
 app.command()(experiments.experiments)
+app.command()(forecast.forecast)
+app.command()(classify.classify)
+app.command()(predict.predict)
 
 
 @app.command()

@@ -15,7 +15,7 @@ On a `Series` (fixed split, horizon H), every model goes through `forecast_proto
 Each trained network's gradient reach (`reach.py`) is measured on the test period's windows
 (the regressor's inputs before each test position, its targets from there), beside the
 window length. `write_forecast_run` writes the run folder: metrics.json, the figures, the
-first seed's networks and report.html.
+first seed's networks (`forecaster.py`, for `vanishing predict`) and report.html.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 from vanishing.apps.timeseries.deps import require
 from vanishing.apps.timeseries.figures import plot_forecasts
 from vanishing.apps.timeseries.forecast_protocol import ForecastResult, evaluate
+from vanishing.apps.timeseries.forecaster import save_forecaster
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
 from vanishing.apps.timeseries.reach import Reach, reach
 from vanishing.apps.timeseries.recurrent import LSTMRegressor
@@ -66,6 +67,16 @@ class NetworkSettings:
 
     def window_for(self, series: Series) -> int:
         return self.window if self.window is not None else 2 * series.horizon
+
+    def check(self, series: Series) -> None:
+        """A ValueError naming the setting if these settings cannot run on series."""
+        self.regressor(0)
+        w, most = self.window_for(series), series.split - series.horizon - 1
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= most:
+            raise ValueError(
+                f"window must be an int in [1, {most}] for {series.name} (its training part "
+                f"has {series.split} values), got {w!r}"
+            )
 
     def regressor(self, seed: int) -> LSTMRegressor:
         """A new, checked LSTMRegressor seeded with seed (ValueError on a bad setting)."""
@@ -150,27 +161,22 @@ def run_forecast(
 ) -> list[Entry]:
     """Every baseline once and our networks for each seed, as the module docstring says.
 
-    on_model(name) is called after each fit and evaluation (for a progress bar).
+    on_model(name) is called before each fit (for a progress bar).
     """
+    settings.check(series)
     done = on_model or (lambda name: None)
     entries = []
     for name, model in baselines(series).items():
-        entries.append(Entry(name, [evaluate(model, series, name)], (0,)))
         done(name)
-    window = settings.window_for(series)
-    if window > series.split - series.horizon:
-        raise ValueError(
-            f"window must leave training windows: at most {series.split - series.horizon} "
-            f"values for {series.name}, got {window}"
-        )
+        entries.append(Entry(name, [evaluate(model, series, name)], (0,)))
     ours: dict[str, Entry] = {}
     for seed in seeds:
         for name, model in networks(series, settings, seed).items():
+            done(f"{name}, seed {seed}")
             entry = ours.setdefault(name, Entry(name, [], tuple(seeds), model=model))
             entry.results.append(evaluate(model, series, name))
             ahead = model.horizon if isinstance(model, DirectWindows) else 1
             entry.reaches.append(reach(model.regressor, *test_windows(model, series, ahead)))
-            done(f"{name}, seed {seed}")
     return entries + list(ours.values())
 
 
@@ -188,12 +194,9 @@ def cell(summary: dict[str, Any], strategy: str, metric: str) -> str:
 
 COLUMNS = (
     "model",
-    "one-step RMSE",
-    "one-step MAE",
-    "recursive RMSE",
-    "recursive MAE",
-    "direct RMSE",
-    "direct MAE",
+    "one-step RMSE / MAE",
+    "recursive RMSE / MAE",
+    "direct RMSE / MAE",
     "fit s",
     "gradient horizon / window",
 )
@@ -204,7 +207,10 @@ def rows(entries: Sequence[Entry]) -> list[list[str]]:
     out = []
     for entry in entries:
         summary = entry.summary()
-        scores = [cell(summary, s, m) for s in STRATEGIES for m in ("rmse", "mae")]
+        scores = [
+            f"{cell(summary, s, 'rmse')} / {cell(summary, s, 'mae')}" if s in summary else "-"
+            for s in STRATEGIES
+        ]
         fit = statistics.fmean(r.fit_seconds for r in entry.results)
         horizon = "-"
         if entry.reaches:
@@ -214,12 +220,13 @@ def rows(entries: Sequence[Entry]) -> list[list[str]]:
     return out
 
 
-def best(entries: Sequence[Entry], strategy: str) -> str:
-    """The model with the lowest mean RMSE for strategy."""
+def best(entries: Sequence[Entry], *strategies: str) -> str:
+    """The model (and strategy, if several) with the lowest mean RMSE over those strategies."""
     scored = [
-        (e.summary()[strategy]["rmse"]["mean"], e.name)
+        (e.summary()[k]["rmse"]["mean"], e.name + (f", {k}" if len(strategies) > 1 else ""))
         for e in entries
-        if e.scores(strategy, "rmse")
+        for k in strategies
+        if e.scores(k, "rmse")
     ]
     return min(scored)[1]
 
@@ -244,7 +251,7 @@ def write_forecast_run(
     )
     for entry in nets:
         kind = "recursive" if isinstance(entry.model, RecursiveWindows) else "direct"
-        paths[f"model {kind}"] = entry.model.regressor.save(folder / "models" / kind)
+        paths[f"model {kind}"] = save_forecaster(entry.model, folder / "models" / kind, series.name)
     metrics = {
         "command": "forecast",
         "series": {
@@ -279,7 +286,7 @@ def write_forecast_run(
         f"forecasts from every rolling origin, RMSE and MAE in {series.unit or 'its units'}. "
         f"Our networks: mean ± sample std over seeds {', '.join(map(str, entries[-1].seeds))}. "
         f"Lowest one-step RMSE: {best(entries, 'one-step')}; lowest {series.horizon}-step "
-        f"(direct) RMSE: {best(entries, 'direct')}."
+        f"RMSE: {best(entries, 'recursive', 'direct')}."
     )
     sections = [
         Section(
