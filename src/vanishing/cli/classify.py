@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from vanishing.apps.timeseries.classifiers import METHODS
+from vanishing.apps.timeseries.collection import SHIPPED
 from vanishing.cli.common import RUNS, console, fail, new_run_dir, print_table, run_meta, steps
 
 Opt = typer.Option
-SHIPPED = ("GunPoint", "ItalyPowerDemand", "ArrowHead", "BasicMotions", "JapaneseVowels")
-METHODS = ("dtw", "minirocket", "lstm", "rnn")
 
 
 def classify(

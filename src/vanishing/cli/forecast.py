@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from vanishing.apps.timeseries.series import LOADERS
 from vanishing.cli.common import RUNS, console, fail, new_run_dir, print_table, run_meta, steps
 
 Opt = typer.Option
-SERIES = ("sunspots", "co2")
+SERIES = tuple(LOADERS)
 
 
 def forecast(

@@ -17,16 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vanishing.apps.timeseries.classifiers import baselines
+from vanishing.apps.timeseries.classifiers import METHODS, baselines
 from vanishing.apps.timeseries.classify_protocol import ClassifierResult, evaluate_classifier
 from vanishing.apps.timeseries.collection import Collection
 from vanishing.apps.timeseries.published import PUBLISHED, SOURCE
 from vanishing.apps.timeseries.reach import Reach, reach
 from vanishing.apps.timeseries.recurrent import LSTMClassifier
 from vanishing.report import Section, plot_lag_profiles, save_figure, write_report
-
-METHODS = ("dtw", "minirocket", "lstm", "rnn")
-"""dtw: 1-NN DTW; minirocket: MiniRocket; lstm, rnn: our LSTMClassifier with that cell."""
 
 NAMES = {
     "dtw": "1-NN DTW (aeon)",
