@@ -13,10 +13,14 @@ mini-batches of `batch_size` cases reshuffled every epoch, the gradient norm cli
 (regressor).
 
 - `validation_fraction` > 0 (default 0.1): that fraction of the training cases (rounded, at
-  least one; stratified by class for a classifier, every class keeping a training case) is
-  held out; the validation loss is measured after every epoch; training ends after `patience`
-  epochs without a lower validation loss, or after `max_epochs`, and the weights of the
-  epoch with the lowest validation loss are restored.
+  least one) is held out: for a classifier drawn at random, stratified by class, every class
+  keeping a training case; for a regressor the last cases in the order given, as Keras'
+  `validation_split` takes them (for windows cut from one series, the latest windows: a
+  random pick would hold out windows that overlap training windows, and the validation loss
+  would not see a network that memorises the series). The validation loss is measured after
+  every epoch; training ends after `patience` epochs without a lower validation loss, or
+  after `max_epochs`, and the weights of the epoch with the lowest validation loss are
+  restored.
 - `validation_fraction` = 0: every case trains, for exactly `max_epochs` epochs, and the
   final weights are kept (a fixed budget).
 
@@ -494,6 +498,9 @@ class RecurrentRegressor(RegressorMixin, RecurrentEstimator):
     def _objective(self, outputs: int) -> Objective:
         return Objective("regression", outputs)
 
+    def _split(self, targets: Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return last_split(len(targets), self.validation_fraction)
+
     def _targets_state(self) -> dict[str, Any]:
         return {
             "mean": self.y_mean_.tolist(),
@@ -528,6 +535,12 @@ def real_targets(y: Any, n: int) -> np.ndarray:
     if not np.isfinite(y).all():
         raise ValueError("y: expected finite targets, got NaN or Inf")
     return y
+
+
+def last_split(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: the last round(fraction * n) cases, at least one."""
+    train, held = random_split(n, fraction, 0)
+    return np.arange(len(train)), np.arange(len(train), n)
 
 
 def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -62,7 +62,7 @@ def classify(
 
     Test accuracy over seeds (mean and spread), fit time, the published accuracies and each
     trained network's gradient horizon beside the series length. Writes metrics.json,
-    gradient.png, models/ and report.html into the run folder.
+    gradient-<data set>.png, models/ and report.html into the run folder.
     """
     from vanishing.apps.timeseries.classify_run import (
         COLUMNS,

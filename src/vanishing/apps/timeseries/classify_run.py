@@ -5,7 +5,7 @@ The methods (`METHODS`): aeon's 1-NN DTW and MiniRocket (`classifiers.py`) and o
 evaluate_classifier` on the same train / test split and seeds; beside them the published
 accuracies (`published.py`). Each trained network's gradient reach (`reach.py`) is measured
 on the test part, beside the series length. `write_classify_run` writes the run folder:
-metrics.json, the lag-profile figure, the first seed's networks and report.html.
+metrics.json, a lag-profile figure per data set, the first seed's networks and report.html.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from vanishing.apps.timeseries.classifiers import METHODS, baselines
 from vanishing.apps.timeseries.classify_protocol import ClassifierResult, evaluate_classifier
 from vanishing.apps.timeseries.collection import Collection
 from vanishing.apps.timeseries.published import PUBLISHED, SOURCE
-from vanishing.apps.timeseries.reach import Reach, reach
+from vanishing.apps.timeseries.reach import Reach, describe, reach
 from vanishing.apps.timeseries.recurrent import LSTMClassifier
 from vanishing.report import Section, plot_lag_profiles, save_figure, write_report
 
@@ -116,7 +116,7 @@ COLUMNS = (
     "fit s",
     "predict s",
     "published",
-    "gradient horizon / length",
+    "gradient horizon of length; at first step",
 )
 
 
@@ -133,11 +133,7 @@ def rows(data: Collection, runs: Sequence[MethodRun]) -> list[list[str]]:
         r = run.result
         spread = f" ± {r.std:.3f}" if len(r.accuracies) > 1 else " (deterministic)"
         published = PUBLISHED.get(data.name, {}).get("1-NN DTW") if run.method == "dtw" else None
-        horizon = "-"
-        if run.reaches:
-            horizon = (
-                f"{'/'.join(str(x.horizon) for x in run.reaches)} of {run.reaches[0].length[1]}"
-            )
+        horizon = describe(run.reaches)
         out.append(
             [
                 data.name,
@@ -205,30 +201,31 @@ def write_classify_run(
     settings: NetworkSettings,
     meta: dict[str, Any],
 ) -> dict[str, Path]:
-    """metrics.json, gradient.png, models/<data set>-<cell>/ and report.html in folder."""
+    """metrics.json, gradient-<data set>.png, models/<data set>-<cell>/ and report.html."""
     folder = Path(folder)
     paths: dict[str, Path] = {}
-    panels = {}
+    sections = []
     for data, runs in results:
-        nets = {NAMES[r.method]: r.reaches[0].lags for r in runs if r.reaches}
-        if nets:
-            panels[f"{data.name} (length {shape(data).rsplit(', ', 1)[1]})"] = nets
         for run in runs:
             if run.model is not None:
                 paths[f"model {data.name} {run.method}"] = run.model.save(
                     folder / "models" / f"{data.name}-{run.method}"
                 )
-    sections = []
-    if panels:
-        paths["gradient"] = save_figure(plot_lag_profiles(panels), folder / "gradient.png")
+        nets = {NAMES[r.method]: r.reaches[0].lags for r in runs if r.reaches}
+        if not nets:
+            continue
+        low, high = data.lengths()
+        length = f"length {low}" if low == high else f"lengths {low}-{high}"
+        figure = plot_lag_profiles({f"{data.name} test part ({length})": nets})
+        paths[f"gradient {data.name}"] = save_figure(figure, folder / f"gradient-{data.name}.png")
         sections.append(
             Section(
-                "How far back the trained networks' gradient reaches on the test part",
-                paths["gradient"],
+                f"{data.name}: how far back the trained networks' gradient reaches",
+                paths[f"gradient {data.name}"],
                 "Mean gradient norm of the training loss by lag from each series' own last "
-                "step, relative to lag 0, for the first seed's networks on each data set's test "
-                "part. The dotted lines are the gradient horizons (threshold 1e-3); compare "
-                "them with the series length in the panel title.",
+                "step, relative to lag 0, for the first seed's networks on the test part. The "
+                f"dotted lines are the gradient horizons (threshold 1e-3); the longest lag in "
+                f"a series of length {high} is {high - 1}.",
             )
         )
     paths["metrics"] = folder / "metrics.json"

@@ -34,7 +34,7 @@ from vanishing.apps.timeseries.figures import plot_forecasts
 from vanishing.apps.timeseries.forecast_protocol import ForecastResult, evaluate
 from vanishing.apps.timeseries.forecaster import save_forecaster
 from vanishing.apps.timeseries.naive import Persistence, SeasonalNaive
-from vanishing.apps.timeseries.reach import Reach, reach
+from vanishing.apps.timeseries.reach import Reach, describe, reach
 from vanishing.apps.timeseries.recurrent import LSTMRegressor
 from vanishing.apps.timeseries.series import Series
 from vanishing.apps.timeseries.statistical import Statistical
@@ -198,7 +198,7 @@ COLUMNS = (
     "recursive RMSE / MAE",
     "direct RMSE / MAE",
     "fit s",
-    "gradient horizon / window",
+    "gradient horizon of window; at its first value",
 )
 
 
@@ -212,11 +212,7 @@ def rows(entries: Sequence[Entry]) -> list[list[str]]:
             for s in STRATEGIES
         ]
         fit = statistics.fmean(r.fit_seconds for r in entry.results)
-        horizon = "-"
-        if entry.reaches:
-            horizons = [r.horizon for r in entry.reaches]
-            horizon = f"{'/'.join(map(str, horizons))} of {entry.reaches[0].length[1]}"
-        out.append([entry.name, *scores, f"{fit:.2f}", horizon])
+        out.append([entry.name, *scores, f"{fit:.2f}", describe(entry.reaches)])
     return out
 
 
