@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from vanishing.apps.estimator import stratified_split
+from vanishing.apps.estimator import last_split, stratified_split
 from vanishing.apps.model_file import ModelFileError, read_kind
 from vanishing.apps.network import RecurrentNet
 from vanishing.apps.timeseries.recurrent import (
@@ -96,6 +96,16 @@ def test_early_stopping_and_the_fixed_budget() -> None:
     budget = LSTMClassifier(**{**FAST, "max_epochs": 7, "validation_fraction": 0.0}).fit(X, y)
     assert budget.n_iter_ == 7 and budget.best_epoch_ == 7 and not budget.stopped_early_
     assert budget.validation_loss_curve_ is None and len(budget.loss_curve_) == 7
+
+
+def test_a_regressor_validates_on_its_last_cases() -> None:
+    train, held = last_split(10, 0.2)
+    assert train.tolist() == list(range(8)) and held.tolist() == [8, 9]
+    X, _ = labelled(20)
+    model = LSTMRegressor(**{**FAST, "max_epochs": 3, "validation_fraction": 0.25})
+    y = np.r_[np.zeros(15), np.full(5, 100.0)]  # the last five cases alone are far off
+    model.fit(X, y)
+    assert min(model.validation_loss_curve_) > 1.0  # they were held out, never trained on
 
 
 def test_stratified_split_keeps_every_class_in_training() -> None:

@@ -9,9 +9,28 @@ import typer
 
 from vanishing.apps.timeseries.classifiers import METHODS
 from vanishing.apps.timeseries.collection import SHIPPED
-from vanishing.cli.common import RUNS, console, fail, new_run_dir, print_table, run_meta, steps
+from vanishing.cli.common import (
+    RUNS,
+    as_option,
+    console,
+    fail,
+    new_run_dir,
+    print_table,
+    run_meta,
+    steps,
+)
 
 Opt = typer.Option
+OPTIONS = {
+    "hidden_size": "--hidden",
+    "max_epochs": "--epochs",
+    "patience": "--patience",
+    "validation_fraction": "--validation",
+    "lr": "--lr",
+    "batch_size": "--batch",
+    "nonlinearity": "--nonlinearity",
+}
+"""The classifier's settings by the options that set them."""
 
 
 def classify(
@@ -90,7 +109,7 @@ def classify(
     try:
         settings.classifier("lstm", 0)
     except ValueError as error:
-        fail(as_option(str(error)))
+        fail(as_option(str(error), OPTIONS))
     try:
         if file is not None:
             collections = [load_files(file, test_file, label, case)]
@@ -112,21 +131,3 @@ def classify(
     table = [row for data, runs in results for row in rows(data, runs)]
     print_table("Test accuracy on the published splits", COLUMNS, table)
     console.print(f"report: {paths['report']}")
-
-
-def as_option(message: str) -> str:
-    """'LSTMClassifier: max_epochs must ...' -> '--epochs must ...'."""
-    names = {
-        "hidden_size": "--hidden",
-        "max_epochs": "--epochs",
-        "patience": "--patience",
-        "validation_fraction": "--validation",
-        "lr": "--lr",
-        "batch_size": "--batch",
-        "nonlinearity": "--nonlinearity",
-    }
-    for name, option in names.items():
-        prefix = f"LSTMClassifier: {name} "
-        if message.startswith(prefix):
-            return option + " " + message[len(prefix) :]
-    return message

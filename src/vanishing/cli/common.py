@@ -4,6 +4,7 @@ the checks made before any work (memory) and the one-line report of what fails d
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
@@ -152,3 +153,11 @@ def run_meta() -> dict[str, object]:
 
     argv = ["vanishing", *sys.argv[1:]]
     return {**machine(), "command": " ".join(shlex.quote(a) for a in argv)}
+
+
+def as_option(message: str, options: dict[str, str]) -> str:
+    """A settings error as the options say it: "LSTMClassifier: max_epochs must ..." or
+    "max_epochs must ..." -> "--epochs must ..." for options {"max_epochs": "--epochs"}."""
+    body = re.sub(r"^[A-Z]\w*: ", "", message)
+    first, _, rest = body.partition(" ")
+    return f"{options[first]} {rest}" if first in options else message

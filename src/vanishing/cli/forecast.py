@@ -8,9 +8,28 @@ from typing import Annotated
 import typer
 
 from vanishing.apps.timeseries.series import LOADERS
-from vanishing.cli.common import RUNS, console, fail, new_run_dir, print_table, run_meta, steps
+from vanishing.cli.common import (
+    RUNS,
+    as_option,
+    console,
+    fail,
+    new_run_dir,
+    print_table,
+    run_meta,
+    steps,
+)
 
 Opt = typer.Option
+OPTIONS = {
+    "cell": "--cell",
+    "window": "--window",
+    "hidden_size": "--hidden",
+    "max_epochs": "--epochs",
+    "patience": "--patience",
+    "lr": "--lr",
+    "batch_size": "--batch",
+}
+"""The regressor's settings by the options that set them."""
 SERIES = tuple(LOADERS)
 
 
@@ -71,7 +90,7 @@ def forecast(
         )
         settings.check(series)
     except (DataError, ValueError) as error:
-        fail(as_option(str(error)))
+        fail(as_option(str(error), OPTIONS))
     run_dir = new_run_dir(out, f"forecast-{series.name}")
     console.print(
         f"[bold]vanishing forecast[/]: {series.name}, {len(series.train)} training and "
@@ -86,21 +105,3 @@ def forecast(
         f"RMSE: {best(entries, 'recursive', 'direct')}"
     )
     console.print(f"report: {paths['report']}")
-
-
-def as_option(message: str) -> str:
-    """'window must ...' -> '--window must ...' for the settings' names."""
-    names = {
-        "cell": "--cell",
-        "window": "--window",
-        "hidden_size": "--hidden",
-        "max_epochs": "--epochs",
-        "patience": "--patience",
-        "lr": "--lr",
-        "batch_size": "--batch",
-    }
-    for name, option in names.items():
-        for prefix in (f"LSTMRegressor: {name} ", f"{name} "):
-            if message.startswith(prefix):
-                return option + " " + message[len(prefix) :]
-    return message

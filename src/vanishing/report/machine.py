@@ -31,3 +31,11 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def describe(meta: dict[str, Any]) -> str:
+    """One line for a report: command, date, CPU, cores, torch and its ISA."""
+    return (
+        f"{meta.get('command', '')} · {meta.get('date', '')} · {meta.get('cpu', '')}, "
+        f"{meta.get('cores', '')} cores, torch {meta.get('torch', '')} ISA {meta.get('isa', '')}"
+    )

@@ -24,6 +24,7 @@ from vanishing.apps.timeseries.published import PUBLISHED, SOURCE
 from vanishing.apps.timeseries.reach import Reach, describe, reach
 from vanishing.apps.timeseries.recurrent import LSTMClassifier
 from vanishing.report import Section, plot_lag_profiles, save_figure, write_report
+from vanishing.report.machine import describe as describe_machine
 
 NAMES = {
     "dtw": "1-NN DTW (aeon)",
@@ -248,10 +249,6 @@ def write_classify_run(
         f"time, the published accuracy ({SOURCE}) and each trained network's gradient "
         "horizon (one per seed) beside the longest series. 1-NN DTW's work is in predict."
     )
-    meta_line = (
-        f"{meta.get('command', '')} · {meta.get('date', '')} · {meta.get('cpu', '')}, "
-        f"{meta.get('cores', '')} cores, torch {meta.get('torch', '')} ISA {meta.get('isa', '')}"
-    )
     paths["report"] = write_report(
         folder / "report.html",
         "vanishing classify",
@@ -259,6 +256,6 @@ def write_classify_run(
         COLUMNS,
         table,
         sections,
-        meta_line,
+        describe_machine(meta),
     )
     return paths

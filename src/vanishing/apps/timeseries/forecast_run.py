@@ -40,6 +40,7 @@ from vanishing.apps.timeseries.series import Series
 from vanishing.apps.timeseries.statistical import Statistical
 from vanishing.apps.timeseries.windows import DirectWindows, RecursiveWindows, Windows
 from vanishing.report import Section, plot_lag_profiles, save_figure, write_report
+from vanishing.report.machine import describe as describe_machine
 
 STRATEGIES = ("one-step", "recursive", "direct")
 
@@ -300,10 +301,6 @@ def write_forecast_run(
             "a horizon at the window's end means the whole window is in reach.",
         ),
     ]
-    meta_line = (
-        f"{meta.get('command', '')} · {meta.get('date', '')} · {meta.get('cpu', '')}, "
-        f"{meta.get('cores', '')} cores, torch {meta.get('torch', '')} ISA {meta.get('isa', '')}"
-    )
     paths["report"] = write_report(
         folder / "report.html",
         f"vanishing forecast: {series.name}",
@@ -311,6 +308,6 @@ def write_forecast_run(
         COLUMNS,
         rows(entries),
         sections,
-        meta_line,
+        describe_machine(meta),
     )
     return paths

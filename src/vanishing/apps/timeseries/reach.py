@@ -53,10 +53,11 @@ def reach(model: Any, X: Any, y: Any, fraction: float = FRACTION) -> Reach:
 
 
 def describe(reaches: list[Reach]) -> str:
-    """One table cell: the horizon of each seed's network of the longest length, and the mean
-    share of the gradient at the shortest series' first step, e.g. "21/21/21 of 22; 0.02"."""
+    """One table cell: each seed's horizon, of the longest length, and the median over seeds of
+    the gradient at the shortest series' first step relative to lag 0 (above 1: larger than
+    at the last step), e.g. "21/21/21 of 22; 0.02"."""
     if not reaches:
         return "-"
     horizons = "/".join(str(r.horizon) for r in reaches)
-    share = sum(r.at_start for r in reaches) / len(reaches)
+    share = float(np.median([r.at_start for r in reaches]))
     return f"{horizons} of {reaches[0].length[1]}; {share:.2g}"
