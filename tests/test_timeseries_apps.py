@@ -86,6 +86,13 @@ def test_classify_writes_its_run_folder_and_predict_reads_the_saved_model(tmp_pa
         assert table[0].startswith("case,predicted,p(down),p(up)")
         assert len(table) == 1 + (30 if file == cases else 4)
 
+    config = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**config, "kind": "audio-classifier"}))
+    result = runner.invoke(app, ["predict", "--model", str(model), "--file", str(cases)])
+    assert result.exit_code == 2 and "expected a model kind among timeseries-classifier" in (
+        re.sub(r"\s+", " ", result.output)
+    )
+
 
 def test_forecast_writes_its_run_folder_and_predict_forecasts_from_a_series(
     tmp_path: Path,
