@@ -218,14 +218,14 @@ def rows(entries: Sequence[Entry]) -> list[list[str]]:
 
 
 def best(entries: Sequence[Entry], *strategies: str) -> str:
-    """The model (and strategy, if several) with the lowest mean RMSE over those strategies."""
-    scored = [
-        (e.summary()[k]["rmse"]["mean"], e.name + (f", {k}" if len(strategies) > 1 else ""))
+    """The model with the lowest mean RMSE over those strategies (our networks' names say
+    their strategy; a baseline's recursive and direct forecasts coincide)."""
+    return min(
+        (e.summary()[k]["rmse"]["mean"], e.name)
         for e in entries
         for k in strategies
         if e.scores(k, "rmse")
-    ]
-    return min(scored)[1]
+    )[1]
 
 
 def write_forecast_run(
