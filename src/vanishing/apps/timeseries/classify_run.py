@@ -132,7 +132,9 @@ def rows(data: Collection, runs: Sequence[MethodRun]) -> list[list[str]]:
     out = []
     for run in runs:
         r = run.result
-        spread = f" ± {r.std:.3f}" if len(r.accuracies) > 1 else " (deterministic)"
+        spread = " (deterministic)" if r.deterministic else ""
+        if len(r.accuracies) > 1:
+            spread = f" ± {r.std:.3f}"
         published = PUBLISHED.get(data.name, {}).get("1-NN DTW") if run.method == "dtw" else None
         horizon = describe(run.reaches)
         out.append(
