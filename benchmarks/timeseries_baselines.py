@@ -1,4 +1,5 @@
-"""The time-series baselines on every shipped data set: the table of docs/applications.md.
+"""The time-series baselines alone on every shipped data set (docs/applications.md shows
+them beside our networks, from `vanishing forecast` and `vanishing classify`).
 
     .venv/bin/python benchmarks/timeseries_baselines.py              # forecasting + classification
     .venv/bin/python benchmarks/timeseries_baselines.py --compare    # + statsmodels SARIMAX / ETS

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from vanishing.apps.estimator import stratified_split
+from vanishing.apps.estimator import last_split, stratified_split
 from vanishing.apps.model_file import ModelFileError, read_kind
 from vanishing.apps.network import RecurrentNet
 from vanishing.apps.timeseries.recurrent import (
@@ -96,6 +96,16 @@ def test_early_stopping_and_the_fixed_budget() -> None:
     budget = LSTMClassifier(**{**FAST, "max_epochs": 7, "validation_fraction": 0.0}).fit(X, y)
     assert budget.n_iter_ == 7 and budget.best_epoch_ == 7 and not budget.stopped_early_
     assert budget.validation_loss_curve_ is None and len(budget.loss_curve_) == 7
+
+
+def test_a_regressor_validates_on_its_last_cases() -> None:
+    train, held = last_split(10, 0.2)
+    assert train.tolist() == list(range(8)) and held.tolist() == [8, 9]
+    X, _ = labelled(20)
+    model = LSTMRegressor(**{**FAST, "max_epochs": 3, "validation_fraction": 0.25})
+    y = np.r_[np.zeros(15), np.full(5, 100.0)]  # the last five cases alone are far off
+    model.fit(X, y)
+    assert min(model.validation_loss_curve_) > 1.0  # they were held out, never trained on
 
 
 def test_stratified_split_keeps_every_class_in_training() -> None:
@@ -221,3 +231,22 @@ def test_a_bad_model_file_is_one_clear_error(
     with pytest.raises(ModelFileError, match=message) as error:
         LSTMClassifier.load(folder)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_gradient_profile_of_a_fitted_model(cell: str) -> None:
+    X, y = labelled(T=12)
+    model = LSTMClassifier(**{**FAST, "cell": cell, "bidirectional": True}).fit(X, y)
+    layers = model.gradient_profile(X, y)
+    assert [p.kind for p in layers] == [cell.upper()] * 2  # forward and reverse direction
+    for p in layers:
+        assert p.lags.norm.shape == (12,) and 0 <= p.lags.horizon <= 11
+    X_var = [x[:, : 4 + i % 8] for i, x in enumerate(X)]  # lengths 4 .. 11
+    counts = model.gradient_profile(X_var, y)[0].lags.count  # cases longer than each lag
+    assert counts.tolist() == [40, 40, 40, 40, 35, 30, 25, 20, 15, 10, 5]
+    regressor = LSTMRegressor(**FAST).fit(X, X[:, 0, 0])
+    assert regressor.gradient_profile(X, X[:, 0, 0])[0].lags.horizon >= 0
+    with pytest.raises(ValueError, match=r"y: expected labels among \['down', 'up'\], got 'x'"):
+        model.gradient_profile(X, np.where(y == "up", "x", y))
+    with pytest.raises(ValueError, match="detail must be one of norms, terms, exact"):
+        model.gradient_profile(X, y, detail="all")

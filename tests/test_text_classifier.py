@@ -313,6 +313,25 @@ def test_classify_text_and_explain_commands(tmp_path: Path) -> None:
     (ex,) = (tmp_path / "ex").glob("explain-*")
     assert json.loads((ex / "tokens.json").read_text())["LSTM"]["tokens"][0]["token"] == "alpha"
 
+    # vanishing predict on the saved text model: a TSV without an extension, --format given
+    new = tmp_path / "new_texts"
+    new.write_text("id\treview\n1\talpha baka\n2\tomega beka\n")
+    result = runner.invoke(
+        app, ["predict", "--model", str(run / "model"), "--file", str(new), "--text-col",
+              "review", "--format", "tsv", "--out", str(tmp_path / "pred")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (pred,) = (tmp_path / "pred").glob("predict-*")
+    rows = list(csv.DictReader((pred / "predictions.csv").open()))
+    assert [r["line"] for r in rows] == ["2", "3"] and {r["prediction"] for r in rows} <= {
+        "alpha", "omega"
+    }  # fmt: skip
+    result = runner.invoke(
+        app, ["predict", "--model", str(run / "model"), "--file", str(new), "--format", "tsv"]
+    )
+    assert result.exit_code == 2 and "no column 'text'" in result.output
+    assert "Traceback" not in result.output
+
 
 def test_classify_text_with_given_split_files(tmp_path: Path) -> None:
     for name, seed in (("train", 2), ("test", 3)):

@@ -3,6 +3,7 @@ statistical baselines and the window adapter on short series."""
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 
 from vanishing.apps.timeseries.forecast_protocol import evaluate
@@ -127,3 +128,18 @@ def test_windows_pass_aeon_layout_to_the_regressor():
     assert model.predict_horizon([np.arange(6.0)], 2).shape == (1, 2)
     with pytest.raises(ValueError, match=r"a history has 2 values; the window needs 4"):
         model.predict_horizon([np.arange(2.0)], 3)
+
+
+def test_differenced_windows_extrapolate_a_trend_beyond_the_training_levels():
+    from sklearn.neighbors import KNeighborsRegressor  # predicts only levels it has seen
+
+    t = np.arange(80.0)
+    y = 0.5 * t + np.sin(2 * np.pi * t / 6)  # a trend and a season of 6: differences repeat
+    data = series(y, split=60, horizon=4)
+    for difference, rmse in ((True, 1e-8), (False, 1.0)):
+        nearest = KNeighborsRegressor(n_neighbors=1)
+        recursive = RecursiveWindows(nearest, 6, channels=False, difference=difference)
+        direct = DirectWindows(clone(nearest), 6, 4, channels=False, difference=difference)
+        results = [evaluate(recursive, data), evaluate(direct, data)]
+        errors = [results[0].scores["recursive"].rmse, results[1].scores["direct"].rmse]
+        assert all(e < rmse for e in errors) if difference else all(e > rmse for e in errors)

@@ -13,10 +13,14 @@ mini-batches of `batch_size` cases reshuffled every epoch, the gradient norm cli
 (regressor).
 
 - `validation_fraction` > 0 (default 0.1): that fraction of the training cases (rounded, at
-  least one; stratified by class for a classifier, every class keeping a training case) is
-  held out; the validation loss is measured after every epoch; training ends after `patience`
-  epochs without a lower validation loss, or after `max_epochs`, and the weights of the
-  epoch with the lowest validation loss are restored.
+  least one) is held out: for a classifier drawn at random, stratified by class, every class
+  keeping a training case; for a regressor the last cases in the order given, as Keras'
+  `validation_split` takes them (for windows cut from one series, the latest windows: a
+  random pick would hold out windows that overlap training windows, and the validation loss
+  would not see a network that memorises the series). The validation loss is measured after
+  every epoch; training ends after `patience` epochs without a lower validation loss, or
+  after `max_epochs`, and the weights of the epoch with the lowest validation loss are
+  restored.
 - `validation_fraction` = 0: every case trains, for exactly `max_epochs` epochs, and the
   final weights are kept (a fixed budget).
 
@@ -58,6 +62,7 @@ from torch import Tensor, nn
 
 from vanishing.apps.model_file import ModelFileError, read_config, read_weights, write_model
 from vanishing.apps.network import CELLS, RecurrentNet
+from vanishing.gradflow import DETAILS, LayerProfile, profile
 from vanishing.nn.activations import NAMES
 from vanishing.tasks import Batch, Objective
 from vanishing.train import EarlyStopping, TensorData, TrainConfig, fit, torch_threads
@@ -151,6 +156,9 @@ class RecurrentEstimator(BaseEstimator):
     # ---- the target side: RecurrentClassifier, RecurrentRegressor ----
 
     def _fit_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
+        raise NotImplementedError
+
+    def _targets(self, y: Any, n: int) -> Tensor:
         raise NotImplementedError
 
     def _targets_state(self) -> dict[str, Any]:
@@ -319,6 +327,35 @@ class RecurrentEstimator(BaseEstimator):
                 parts.append(self.network_(x, part.lengths))
         return torch.cat(parts).numpy()
 
+    def gradient_profile(
+        self, X: Any, y: Any, fraction: float = 1e-3, detail: str = "norms"
+    ) -> list[LayerProfile]:
+        """Gradient flow of the fitted network on the cases X with targets y (`vanishing.profile`).
+
+        One forward and backward pass of a float64 copy over all of X, with the training loss
+        (cross-entropy or MSE on the standardised targets), read at each case's own last
+        step; returns one LayerProfile per layer and direction (`.lags.horizon`: the gradient
+        horizon at `fraction`; `.lags.norm`: the norm by lag). Cases of unequal lengths are
+        packed: lag l of each case counts back from its own last step, and the mean at lag l
+        is over the cases longer than l (`.lags.count`).
+        """
+        check_is_fitted(self, "network_")
+        if detail not in DETAILS:
+            raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
+        data = self._inputs(X)
+        batch = Batch(data.x, self._targets(y, data.size), data.lengths)
+        objective = self._objective(int(self.network_.head.out_features))
+        x = data.x.double() if data.x.is_floating_point() else data.x
+        with torch_threads(self._threads()):
+            measured = profile(
+                self.network_,
+                (x, data.lengths),
+                lambda out: objective.loss(out, batch),
+                fraction,
+                detail=detail,
+            )
+        return measured["recurrent"]
+
     def __sklearn_tags__(self):  # noqa: ANN204
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -399,6 +436,18 @@ class RecurrentClassifier(ClassifierMixin, RecurrentEstimator):
             )
         return torch.as_tensor(index, dtype=torch.int64), len(self.classes_)
 
+    def _targets(self, y: Any, n: int) -> Tensor:
+        y = column_or_1d(y)
+        if len(y) != n:
+            raise ValueError(f"y: expected {n} labels, one per case, got {len(y)}")
+        index = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+        unknown = y[self.classes_[index] != y]
+        if len(unknown):
+            raise ValueError(
+                f"y: expected labels among {self.classes_.tolist()}, got {unknown.tolist()[0]!r}"
+            )
+        return torch.as_tensor(index, dtype=torch.int64)
+
     def _objective(self, outputs: int) -> Objective:
         return Objective("classification", outputs)
 
@@ -431,19 +480,7 @@ class RecurrentRegressor(RegressorMixin, RecurrentEstimator):
     """
 
     def _fit_targets(self, y: Any, n: int) -> tuple[Tensor, int]:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.dtype.kind == "c":
-            raise ValueError("y: expected real numbers, got complex values")
-        try:
-            y = y.astype(np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"y: expected numbers, got {error}") from None
-        if y.ndim not in (1, 2) or len(y) != n:
-            raise ValueError(f"y: expected ({n},) or ({n}, n_outputs) targets, got {y.shape}")
-        if not np.isfinite(y).all():
-            raise ValueError("y: expected finite targets, got NaN or Inf")
+        y = real_targets(y, n)
         self.y_ndim_ = y.ndim
         y2 = y.reshape(n, -1)  # (n, k)
         self.y_mean_ = y2.mean(axis=0)
@@ -452,8 +489,17 @@ class RecurrentRegressor(RegressorMixin, RecurrentEstimator):
         z = (y2 - self.y_mean_) / self.y_scale_
         return torch.as_tensor(z, dtype=torch.float32), y2.shape[1]
 
+    def _targets(self, y: Any, n: int) -> Tensor:
+        y2 = real_targets(y, n).reshape(n, -1)  # (n, k)
+        if y2.shape[1] != len(self.y_mean_):
+            raise ValueError(f"y: expected {len(self.y_mean_)} outputs per case, got {y2.shape[1]}")
+        return torch.as_tensor((y2 - self.y_mean_) / self.y_scale_, dtype=torch.float32)
+
     def _objective(self, outputs: int) -> Objective:
         return Objective("regression", outputs)
+
+    def _split(self, targets: Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return last_split(len(targets), self.validation_fraction)
 
     def _targets_state(self) -> dict[str, Any]:
         return {
@@ -471,6 +517,30 @@ class RecurrentRegressor(RegressorMixin, RecurrentEstimator):
         """(n_cases,) or (n_cases, n_outputs), as y was in fit."""
         out = self._outputs(X) * self.y_scale_ + self.y_mean_  # (n, k)
         return out[:, 0] if self.y_ndim_ == 1 else out
+
+
+def real_targets(y: Any, n: int) -> np.ndarray:
+    """y as float64 (n,) or (n, k), finite; (n, 1) becomes (n,) with scikit-learn's warning."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.dtype.kind == "c":
+        raise ValueError("y: expected real numbers, got complex values")
+    try:
+        y = y.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"y: expected numbers, got {error}") from None
+    if y.ndim not in (1, 2) or len(y) != n:
+        raise ValueError(f"y: expected ({n},) or ({n}, n_outputs) targets, got {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("y: expected finite targets, got NaN or Inf")
+    return y
+
+
+def last_split(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: the last round(fraction * n) cases, at least one."""
+    train, held = random_split(n, fraction, 0)
+    return np.arange(len(train)), np.arange(len(train), n)
 
 
 def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

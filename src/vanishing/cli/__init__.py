@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from vanishing.cli import classify_text, demo, experiments, explain, profile, train
+from vanishing.cli import (
+    classify,
+    classify_text,
+    demo,
+    experiments,
+    explain,
+    forecast,
+    predict,
+    profile,
+    train,
+)
 from vanishing.cli.common import console
 
 app = typer.Typer(
@@ -18,6 +28,9 @@ app.command()(demo.demo)
 app.command()(profile.profile)
 app.command()(train.train)
 app.command()(experiments.experiments)
+app.command()(forecast.forecast)
+app.command()(classify.classify)
+app.command()(predict.predict)
 app.command()(classify_text.classify_text)
 app.command()(explain.explain)
 

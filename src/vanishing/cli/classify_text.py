@@ -7,7 +7,6 @@ import html
 import json
 import shlex
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from vanishing.cli.common import (
     RUNS,
     SEED_MAX,
     Nonlinearity,
+    choices,
     console,
     fail,
     new_run_dir,
@@ -30,11 +30,6 @@ from vanishing.cli.common import (
 )
 
 Opt = typer.Option
-
-
-def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """A CLI choice type from one of the library's tables."""
-    return Enum(name, {v: v for v in values}, type=str)
 
 
 Level = choices("Level", LEVELS)
@@ -163,7 +158,7 @@ def classify_text(
     from vanishing.apps.text.explain import explain
     from vanishing.apps.text.report import write_page
     from vanishing.apps.text.split import read_split, stratified_split
-    from vanishing.experiments.suite_report import machine
+    from vanishing.report.machine import machine
 
     if (file is None) == (dataset is None):
         fail("give exactly one of --file F or --dataset keyword|order|fortunes")

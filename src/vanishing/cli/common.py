@@ -4,7 +4,8 @@ the checks made before any work (memory) and the one-line report of what fails d
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -22,10 +23,16 @@ errors = Console(stderr=True)
 RUNS = Path("runs")
 """Default parent folder of every command's run folder."""
 
-Nonlinearity = Enum("Nonlinearity", {name: name for name in NAMES}, type=str)
+
+def choices(name: str, values: Sequence[str]) -> type[Enum]:
+    """A CLI choice type from one of the library's tables."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Nonlinearity = choices("Nonlinearity", NAMES)
 """The RNN's activations as CLI choices (from `nn.activations`)."""
 
-Detail = Enum("Detail", {name: name for name in DETAILS}, type=str)
+Detail = choices("Detail", DETAILS)
 """How much `vanishing.profile` measures, as CLI choices (from `gradflow.DETAILS`)."""
 
 
@@ -105,3 +112,58 @@ def one_line_errors() -> Iterator[None]:
         if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
             raise
         fail(f"out of memory ({str(error).splitlines()[0]}); choose smaller sizes")
+
+
+@contextmanager
+def steps(total: int, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar over `total` steps; yields start(name), called as each step starts
+    (the bar counts the steps finished before it, and all of them when the block ends)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, disable=not enabled, transient=False) as progress:
+        task = progress.add_task("starting", total=total)
+        started = [0]
+
+        def start(name: str) -> None:
+            progress.update(task, description=name, completed=started[0])
+            started[0] += 1
+
+        yield start
+        progress.update(task, description="done", completed=total)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A rich table of rows under columns on the console."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for k, column in enumerate(columns):
+        table.add_column(column, justify="left" if k == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+def run_meta() -> dict[str, object]:
+    """The machine (CPU, cores, ISA, torch, date) and the command line, for a run's records."""
+    import shlex
+    import sys
+
+    from vanishing.report.machine import machine
+
+    argv = ["vanishing", *sys.argv[1:]]
+    return {**machine(), "command": " ".join(shlex.quote(a) for a in argv)}
+
+
+def as_option(message: str, options: dict[str, str]) -> str:
+    """A settings error as the options say it: "LSTMClassifier: max_epochs must ..." or
+    "max_epochs must ..." -> "--epochs must ..." for options {"max_epochs": "--epochs"}."""
+    body = re.sub(r"^[A-Z]\w*: ", "", message)
+    first, _, rest = body.partition(" ")
+    return f"{options[first]} {rest}" if first in options else message

@@ -88,7 +88,8 @@ def experiments(
         save_plan,
         select,
     )  # fmt: skip
-    from vanishing.experiments.suite_report import machine, write_suite_report
+    from vanishing.experiments.suite_report import write_suite_report
+    from vanishing.report.machine import machine
 
     started = time.perf_counter()
     workers = workers if workers is not None else (os.cpu_count() or 1)

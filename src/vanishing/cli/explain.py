@@ -50,7 +50,7 @@ def explain(
     from vanishing.apps.text.explain import FRACTION
     from vanishing.apps.text.explain import explain as explain_text
     from vanishing.apps.text.report import write_page
-    from vanishing.experiments.suite_report import machine
+    from vanishing.report.machine import machine
 
     try:
         kind = read_kind(model)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from vanishing.experiments.results import COLUMNS, Row, cells, markdown_table, summarize
 from vanishing.experiments.runner import Outcome
@@ -21,30 +17,6 @@ from vanishing.report.suite_figures import (
     plot_suite_curves,
 )
 from vanishing.tasks import make_task
-
-
-def cpu_model() -> str:
-    """The CPU's model name (as lscpu prints it), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine() -> dict[str, Any]:
-    """CPU, core count, the ISA torch's CPU kernels use, torch version, date."""
-    import os
-
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "isa": torch.backends.cpu.get_cpu_capability(),
-        "torch": torch.__version__,
-        "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
-    }
 
 
 @dataclass

@@ -1,17 +1,40 @@
-"""Predictions of a saved TextClassifier for the texts of a file, written as CSV.
+"""Predictions of a saved TextClassifier for the texts of a file (`vanishing predict`).
 
 What `vanishing predict --model DIR --file F` calls for a model of kind "text-classifier".
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
+from vanishing.apps.predictions import Predictions
 from vanishing.apps.text.classifier import TextClassifier
 from vanishing.apps.text.reading import read_texts
-from vanishing.train.checkpoint import write_atomic
+
+
+def text_predictions(
+    model: TextClassifier | str | Path,
+    path: str | Path,
+    text_col: str = "text",
+    fmt: str | None = None,
+    encoding: str = "utf-8",
+) -> Predictions:
+    """Predict the texts of ``path`` (CSV, TSV or JSON Lines; ``fmt`` overrides the extension;
+    the column ``text_col``) with ``model`` (fitted, or the folder it was saved in): one row
+    per text, in file order, with the columns line (the line its record starts on),
+    prediction and p_<class> for each class (predict_proba's columns). A bad file is one
+    TextDataError naming its line; a bad model folder one ModelFileError."""
+    if not isinstance(model, TextClassifier):
+        model = TextClassifier.load(model)
+    data = read_texts(path, text_col, None, format=fmt, encoding=encoding)
+    probabilities = model.predict_proba(data.texts)  # (n, C)
+    classes = [str(c) for c in model.classes_]
+    rows: list[list[object]] = [
+        [origin.rpartition(":")[2], classes[int(p.argmax())], *(f"{v:.6g}" for v in p)]
+        for origin, p in zip(data.origins, probabilities, strict=True)
+    ]
+    columns = ["line", "prediction", *(f"p_{c}" for c in classes)]
+    return Predictions(columns, rows, f"{len(rows)} texts")
 
 
 def predict_file(
@@ -22,22 +45,7 @@ def predict_file(
     fmt: str | None = None,
     encoding: str = "utf-8",
 ) -> int:
-    """Predict the texts of ``path`` (CSV, TSV or JSON Lines; ``fmt`` overrides the extension;
-    the column ``text_col``) with ``model`` (fitted, or the folder it was saved in) and write
-    ``out_csv``: one row per text, in file order, with the columns line (the line its record
-    starts on), prediction and p_<class> for each class (predict_proba's columns). Returns
-    the number of texts. A bad file is one TextDataError naming its line; a bad model folder
-    one ModelFileError. The CSV is written atomically."""
-    if not isinstance(model, TextClassifier):
-        model = TextClassifier.load(model)
-    data = read_texts(path, text_col, None, format=fmt, encoding=encoding)
-    probabilities = model.predict_proba(data.texts)  # (n, C)
-    classes = [str(c) for c in model.classes_]
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(["line", "prediction", *(f"p_{c}" for c in classes)])
-    for origin, p in zip(data.origins, probabilities, strict=True):
-        line = origin.rpartition(":")[2]
-        writer.writerow([line, classes[int(p.argmax())], *(f"{v:.6g}" for v in p)])
-    write_atomic(Path(out_csv), buffer.getvalue().encode("utf-8"))
-    return len(data)
+    """`text_predictions` written to ``out_csv`` (atomically); returns the number of texts."""
+    predictions = text_predictions(model, path, text_col, fmt, encoding)
+    predictions.write_csv(out_csv)
+    return len(predictions.rows)

@@ -16,6 +16,10 @@ from collections.abc import Callable
 from vanishing.apps.timeseries.collection import Collection
 from vanishing.apps.timeseries.deps import require
 
+METHODS = ("dtw", "minirocket", "lstm", "rnn")
+"""What a classification run compares: dtw (1-NN DTW), minirocket (MiniRocket), and our
+LSTMClassifier with cell lstm and rnn (`classify_run.py`)."""
+
 
 def dtw_1nn(seed: int | None = None) -> object:
     """1-NN with full-window DTW (deterministic: seed is ignored)."""

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vanishing.apps.timeseries.collection import Cases, Collection, check_cases, make_collection
+from vanishing.apps.timeseries.collection import (
+    Cases,
+    Collection,
+    check_cases,
+    check_series,
+    make_collection,
+)
 from vanishing.apps.timeseries.deps import require
 from vanishing.apps.timeseries.errors import DataError
 
@@ -126,21 +132,24 @@ def csv_rows(path: Path, label: str, case: str | None) -> tuple[list[str], list[
 
 
 def read_csv(
-    path: str | Path, label: str = "label", case: str | None = None
-) -> tuple[Cases, np.ndarray, list[int]]:
-    """X, y and each case's first line from a CSV file in the wide or the long layout."""
+    path: str | Path, label: str | None = "label", case: str | None = None
+) -> tuple[Cases, np.ndarray | None, list[int]]:
+    """X, y and each case's first line from a CSV file in the wide or the long layout.
+
+    label None: the file has no label column (y is None; to predict)."""
     path = Path(path)
     header, rows = csv_rows(path, label, case)
-    at = header.index(label)
+    at = None if label is None else header.index(label)
     if case is None:
         return wide_cases(path, header, rows, at)
     return long_cases(path, header, rows, at, header.index(case))
 
 
 def wide_cases(
-    path: Path, header: list[str], rows: list[tuple], at: int
-) -> tuple[Cases, np.ndarray, list[int]]:
-    """One row per case: label at `at`, the other cells the series; trailing empties shorten."""
+    path: Path, header: list[str], rows: list[tuple], at: int | None
+) -> tuple[Cases, np.ndarray | None, list[int]]:
+    """One row per case: label at `at` (or none), the other cells the series; trailing empties
+    shorten."""
     columns = [i for i in range(len(header)) if i != at]
     X, y, lines = [], [], []
     for line, cells in rows:
@@ -150,19 +159,22 @@ def wide_cases(
         if not values:
             raise DataError(path, "a series of at least 1 value", "an empty row", line)
         series = [number(v, path, line, header[i]) for v, i in zip(values, columns, strict=False)]
-        if cells[at] == "":
+        if at is not None and cells[at] == "":
             raise DataError(path, f"a class in column {header[at]!r}", "an empty cell", line)
         X.append(np.array([series]))  # (1, T_i)
-        y.append(cells[at])
+        y.append(None if at is None else cells[at])
         lines.append(line)
+    if at is None:
+        return check_series(X, str(path), lines), None, lines
     X, y = check_cases(X, np.array(y), str(path), lines)
     return X, y, lines
 
 
 def long_cases(
-    path: Path, header: list[str], rows: list[tuple], at: int, key: int
-) -> tuple[Cases, np.ndarray, list[int]]:
-    """One row per time point: case id at `key`, label at `at`, the other cells the channels."""
+    path: Path, header: list[str], rows: list[tuple], at: int | None, key: int
+) -> tuple[Cases, np.ndarray | None, list[int]]:
+    """One row per time point: case id at `key`, label at `at` (or none), the other cells the
+    channels."""
     channels = [i for i in range(len(header)) if i not in (at, key)]
     if not channels:
         raise DataError(path, "at least one channel column besides case and label", "none", 1)
@@ -176,13 +188,15 @@ def long_cases(
             current = cells[key]
             seen.add(current)
             X.append([])
-            y.append(cells[at])
+            y.append(None if at is None else cells[at])
             lines.append(line)
-        elif cells[at] != y[-1]:
+        elif at is not None and cells[at] != y[-1]:
             got = f"{cells[at]!r} after {y[-1]!r}"
             raise DataError(path, f"one label for case {current!r}", got, line)
         X[-1].append([number(cells[i], path, line, header[i]) for i in channels])
     X = [np.array(steps).T for steps in X]  # each (n_channels, T_i)
+    if at is None:
+        return check_series(X, str(path), lines), None, lines
     X, y = check_cases(X, np.array(y), str(path), lines)
     return X, y, lines
 
@@ -236,3 +250,16 @@ def load_files(
         (part(test_at), y[test_at]),
         (f"{where} (train share)", f"{where} (held-out share)"),
     )
+
+
+def read_cases(
+    path: str | Path, label: str = "label", case: str | None = None
+) -> tuple[Cases, np.ndarray | None]:
+    """X and, if the file has them, y from a .ts or .csv file (to predict): a CSV without the
+    `label` column is read as unlabelled cases; a .ts file as aeon reads it."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        header, _ = csv_rows(path, None, case)
+        X, y, _ = read_csv(path, label if label in header else None, case)
+        return X, y
+    return read_file(path, label, case)

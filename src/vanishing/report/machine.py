@@ -1,0 +1,41 @@
+"""The machine a measurement ran on, as every published figure states it."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name (as lscpu prints it), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, Any]:
+    """CPU, core count, the ISA torch's CPU kernels use, torch version, date."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def describe(meta: dict[str, Any]) -> str:
+    """One line for a report: command, date, CPU, cores, torch and its ISA."""
+    return (
+        f"{meta.get('command', '')} · {meta.get('date', '')} · {meta.get('cpu', '')}, "
+        f"{meta.get('cores', '')} cores, torch {meta.get('torch', '')} ISA {meta.get('isa', '')}"
+    )
