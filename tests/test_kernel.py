@@ -7,6 +7,7 @@ recorded per-step tensor: float64 to 1e-12, float32 to 1e-5.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from unittest import mock
@@ -168,20 +169,65 @@ def test_unbatched_and_expanded_gradient(built: None, kind: str, dtype: torch.dt
     assert_same(*results, dtype)
 
 
-def test_gemm_backends_agree(built: None) -> None:
-    """The per-step GEMM through BLAS directly and through ATen give the same results."""
-    torch.manual_seed(1)
-    layer = make("lstm", "tanh", 2, 9, torch.float64)
-    x = torch.randn(6, 3, 2, dtype=torch.float64)
-    before = kernel.config("blas")
+@pytest.fixture
+def knobs() -> Iterator[None]:
+    """Two threads (the suite runs on one; row blocks need two), the kernel's GEMM and
+    split_rows restored after the test."""
+    threads, before = torch.get_num_threads(), {k: kernel.config(k) for k in ("gemm", "split_rows")}
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+    kernel.set_enabled(None)
+    for key, value in before.items():
+        kernel.config(key, value)
+
+
+@pytest.mark.parametrize("split_rows", [0, 1, 4], ids=lambda n: f"split{n}")
+@pytest.mark.parametrize("gemm", list(kernel.GEMMS))
+def test_gemm_backends_and_row_blocks_agree(built: None, knobs: None, gemm: str, split_rows: int):
+    """Every per-step GEMM backend (the ones this process lacks fall back to the BLAS), on one
+    block of rows or one per thread (B = 9: blocks of 5 and 4 rows), equals the reference."""
+    kernel.config("gemm", kernel.GEMMS[gemm])
+    kernel.config("split_rows", split_rows)
+    for kind, dtype in (("lstm", torch.float32), ("rnn", torch.float32), ("lstm", torch.float64)):
+        torch.manual_seed(1)
+        layer = make(kind, "tanh", 2, 9, dtype, bidirectional=True)
+        x = torch.randn(6, 9, 2, dtype=dtype)
+        assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+        call = packed_call(layer, 6, [6, 6, 5, 5, 4, 3, 2, 2, 1])  # some blocks end early
+        packed = []
+        for use_kernel in (True, False):
+            kernel.set_enabled(use_kernel)
+            packed.append(forward_backward(layer, x, call=call, with_traces=True))
+        assert_same(*packed, dtype)
+
+
+def test_onednn_missing_falls_back_to_blas(built: None, knobs: None) -> None:
+    """oneDNN's operator is private: where the lookup fails, the GEMM choice leaves it out and
+    a loop asked to use it takes the BLAS (results still equal the reference)."""
+    ops = kernel._loaded()
     try:
-        results = []
-        for backend in (0, 1):
-            kernel.config("blas", backend)
-            results.append(run(layer, x, None, use_kernel=True, seed=0))
+        assert not ops.find_onednn("mkldnn::_no_such_operator")
+        assert "onednn" not in {name for p in kernel._measure_gemms(ops) for name in p["us"]}
+        kernel.config("gemm", kernel.GEMMS["onednn"])
+        assert kernel.gemm_in_use(64, 256, 64) == "blas"
+        layer = make("lstm", "tanh", 2, 9, torch.float32)
+        x = torch.randn(6, 9, 2)
+        assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), torch.float32)
     finally:
-        kernel.config("blas", before)
-    assert_same(*results, torch.float64)
+        ops.find_onednn(kernel.ONEDNN_OP)
+
+
+def test_gemm_choice_is_measured(built: None) -> None:
+    """The load-time measurement covers every grid size and chooses one backend per size."""
+    choice = kernel.gemm_choice()
+    if os.environ.get("VANISHING_GEMM", "auto") != "auto":
+        assert choice == []
+        return
+    assert [(p["rows"], p["H"]) for p in choice] == list(kernel.GEMM_GRID)
+    for p in choice:
+        assert "blas" in p["us"] and p["chosen"] in p["us"]
+        assert all(us > 0 for us in p["us"].values())
 
 
 def test_environment_variable_forces_reference(monkeypatch: pytest.MonkeyPatch) -> None:
