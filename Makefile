@@ -11,7 +11,7 @@ $(BIN)/vanishing: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,text,timeseries]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,text,timeseries]"
 	touch $@
 
 demo: $(BIN)/vanishing

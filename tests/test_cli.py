@@ -144,3 +144,44 @@ def test_choices_come_from_the_library_tables() -> None:
     text = re.sub(r"\s+", " ", result.output)
     assert "|".join(NAMES) in text.replace(" ", "")
     assert "|".join(DETAILS) in text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "addition"], "unknown task 'addition'; expected one of adding"),
+        (["--T", "10"], "adding: T must be an int >= 20, got 10"),
+        (["--task", "reber", "--T", "10"], "reber has no length parameter"),
+        (["--lr", "-0.1"], "--lr must be a finite number > 0, got -0.1"),
+        (["--clip", "0"], "--clip must be a finite number > 0, got 0.0"),
+        (["--budget", "0"], "--budget must be >= 1 training sequence, got 0"),
+        (["--model", "gru"], "--model must be one of lstm, rnn, got 'gru'"),
+        (["--forget-bias", "1", "--chrono"], "give forget_bias or chrono"),
+        (["--resume", "nowhere"], "nowhere is not a run folder (no config.json)"),
+    ],
+)
+def test_train_bad_options_are_one_clear_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = [] if "--resume" in args else ["--out", str(tmp_path)]
+    result = runner.invoke(app, ["train", *args, *out, "--no-progress"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not list(tmp_path.iterdir()), "nothing written"
+
+
+def test_train_writes_its_run_folder_and_resume_of_a_finished_run_is_a_no_op(
+    tmp_path: Path,
+) -> None:
+    args = ["train", "--task", "reber", "--hidden", "8", "--budget", "64", "--batch", "16"]
+    args += ["--eval-every", "2", "--test-size", "16", "--out", str(tmp_path), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.glob("train-*")
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == ["checkpoints", "config.json", "metrics.jsonl", "result.json"]
+    assert "64 sequences, 4 steps" in result.output
+    again = runner.invoke(app, ["train", "--resume", str(run_dir), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert "64 sequences, 4 steps" in again.output

@@ -222,3 +222,28 @@ def test_a_deep_copy_of_the_model_is_not_watched(tmp_path: Path) -> None:
             profile(model, x, lambda out, y=y: mse(out, y), detail="norms")
     assert [e["step"] for e in mon.history] == [0, 1]
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
+
+
+class Double(nn.Module):
+    """A parametrisation: the stored weight times 2."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return 2 * X
+
+
+def test_parametrised_weights_and_a_users_output_hook_are_measured_as_used() -> None:
+    """The replay uses the weights the layer computes (parametrisations applied) and the
+    gradient that reaches the layer's own outputs, before a user's hook changes them."""
+    model = make("torch")
+    torch.nn.utils.parametrize.register_parametrization(model.rnn, "weight_hh_l0", Double())
+    model.rnn.register_forward_hook(lambda m, args, out: (3 * out[0], out[1]))
+    mon = monitor(model, every=1)
+    ((x, y),) = batches(1)
+    mon.on_step_start(0, model)
+    mse(model(x), y).backward()
+    entry = mon.on_step_end(0, model)["gradflow"]["rnn.l0"]
+    (p,) = profile(model, x, lambda out: mse(out, y), detail="norms")["rnn"]
+    np.testing.assert_allclose(entry["dc_norm"], p.lags.dc_norm, rtol=1e-5)
+    torch.testing.assert_close(
+        p.layer.weight_hh_l0, 2 * model.rnn.parametrizations.weight_hh_l0.original
+    )

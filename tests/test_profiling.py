@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -149,3 +150,103 @@ def test_profile_leaves_the_random_number_generator_alone() -> None:
     (first, second) = profile(model, x, lambda out: out[0][-1].sum(), detail="norms")[""]
     assert torch.equal(torch.random.get_rng_state(), state)
     assert (first.trace.layer, second.trace.layer) == (0, 1)
+
+
+# ------------------------------------------------- subclasses and parametrised weights
+
+
+class Scaled(nn.LSTM):
+    """A subclass with its own forward (issue 13's repro): the output doubled."""
+
+    def forward(self, x: torch.Tensor, hx: tuple | None = None) -> tuple:
+        out, state = super().forward(x, hx)
+        return 2 * out, state
+
+
+class Fused(nn.LSTM):
+    """A subclass whose forward calls torch.nn.LSTM.forward directly, not through super()."""
+
+    def forward(self, x: torch.Tensor, hx: tuple | None = None) -> tuple:
+        return nn.LSTM.forward(self, x, hx)
+
+
+class Double(nn.Module):
+    """A parametrisation: the stored weight times 2."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return 2 * X
+
+
+def with_layer(layer: nn.Module, like: LastStep) -> LastStep:
+    """A copy of `like` holding `layer` (given like's LSTM weights) instead of its LSTM."""
+    model = copy.deepcopy(like)
+    layer.load_state_dict(like.lstm.state_dict())
+    model.lstm = layer
+    return model
+
+
+def test_profile_runs_a_subclass_forward_around_our_recurrence() -> None:
+    torch.manual_seed(5)
+    plain = LastStep()
+    model = with_layer(Scaled(3, 5, batch_first=True, dtype=F64), plain)
+    x = torch.randn(4, 9, 3, dtype=F64)
+    (lp,) = profile(model, x, mse, detail="exact")["lstm"]
+    twin = copy.deepcopy(plain)  # the subclass's forward is 2 * torch.nn.LSTM's
+    grads = reference_state_grads(twin.lstm, x, lambda out: mse(twin.head(2 * out[:, -1])))
+    torch.testing.assert_close(lp.trace.dh, grads[(0, 0)]["dh"], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(lp.trace.dc, grads[(0, 0)]["dc"], rtol=1e-12, atol=1e-15)
+    # ||dL/dh_T|| is the subclass's, not the plain LSTM's (issue 13: 0.574 reported, 2.29 true)
+    (base,) = profile(plain, x, mse, detail="exact")["lstm"]
+    assert lp.lags.dh_norm[0] != pytest.approx(base.lags.dh_norm[0], rel=0.1)
+    assert type(model.lstm) is Scaled  # the user's model keeps its class
+    with pytest.raises(ValueError, match=r"layer 'lstm' \(Fused\).*super\(\)\.forward"):
+        profile(with_layer(Fused(3, 5, batch_first=True, dtype=F64), plain), x, mse)
+    with pytest.raises(ValueError, match="layer 'lstm' is a Scaled"):
+        gf.swap_layers(model)
+    with pytest.raises(ValueError, match=r"layer 'lstm' \(Scaled\).*own forward"):
+        vanishing.monitor(model)
+
+
+def test_profile_measures_parametrised_weights_as_the_layer_uses_them() -> None:
+    torch.manual_seed(6)
+    plain = LastStep()
+    x = torch.randn(3, 8, 3, dtype=F64)
+    doubled = with_layer(nn.LSTM(3, 5, batch_first=True, dtype=F64), plain)
+    with torch.no_grad():
+        doubled.lstm.weight_hh_l0.mul_(2)
+    expected = profile(doubled, x, mse, detail="exact")["lstm"][0]
+    layer = nn.LSTM(3, 5, batch_first=True, dtype=F64)
+    layer.load_state_dict(plain.lstm.state_dict())
+    torch.nn.utils.parametrize.register_parametrization(layer, "weight_hh_l0", Double())
+    model = copy.deepcopy(plain)
+    model.lstm = layer
+    (lp,) = profile(model, x, mse, detail="exact")["lstm"]
+    for field in ("dh_norm", "dc_norm", "jacobian_norm"):
+        np.testing.assert_allclose(
+            getattr(lp.lags, field), getattr(expected.lags, field), rtol=1e-12
+        )
+    np.testing.assert_allclose(lp.terms.total, expected.terms.total, rtol=1e-12)
+    torch.testing.assert_close(lp.layer.weight_hh_l0, 2 * plain.lstm.weight_hh_l0, rtol=0, atol=0)
+    # torch's weight norm, as a parametrisation and as the deprecated hook, after a forward
+    reference = nn.LSTM(3, 5, dtype=F64)
+    for norm in (torch.nn.utils.parametrizations.weight_norm, torch.nn.utils.weight_norm):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the deprecated one says so
+            wn = norm(copy.deepcopy(reference), "weight_hh_l0")
+        with torch.no_grad():
+            wn(x.transpose(0, 1))  # its computed weights are now in torch's _flat_weights
+            reference.weight_hh_l0.copy_(wn.weight_hh_l0)
+        np.testing.assert_allclose(jacobian_norms(wn, x), jacobian_norms(reference, x), rtol=1e-12)
+    head_norm = copy.deepcopy(plain)
+    with pytest.warns(FutureWarning):
+        torch.nn.utils.weight_norm(head_norm.head)  # a Linear's: torch cannot deep-copy it
+    with pytest.raises(ValueError, match="module 'head' uses torch.nn.utils.weight_norm"):
+        profile(head_norm, x, mse)
+    with pytest.raises(ValueError, match="layer 'lstm' is parametrised"):
+        gf.swap_layers(model)
+
+
+def jacobian_norms(layer: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """A bare layer's exact Jacobian-product norms, x (B, T, I)."""
+    lp = profile(layer, x.transpose(0, 1), lambda out: out[0][-1].sum(), detail="exact")
+    return lp[""][0].lags.jacobian_norm

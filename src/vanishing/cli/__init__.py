@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vanishing.cli import demo, profile
+from vanishing.cli import demo, experiments, profile, train
 from vanishing.cli.common import console
 
 app = typer.Typer(
@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 app.command()(demo.demo)
 app.command()(profile.profile)
+app.command()(train.train)
+app.command()(experiments.experiments)
 
 
 @app.command()

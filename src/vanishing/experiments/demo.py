@@ -1,16 +1,16 @@
 """The demo's experiment: the article's claim, measured. Three models learn the adding problem.
 
-The article's sigmoid RNN, a tanh RNN and an LSTM train side by side on the same batches (same
-task, steps, seed, optimizer). Gradient flow is measured at initialisation and at the end on a
-fixed probe batch with a loss at the last step k = T only, by `vanishing.profile` in float64
-on a copy of each model, so that norms far below float32's range are still exact; while they
-train, `vanishing.monitor` reads every few steps the gradients of the training step itself
-(for the heatmap). `demo_report.py` turns the result into figures and a page.
+The article's sigmoid RNN, a tanh RNN and an LSTM train one after the other on the same
+batches (same task stream, steps, seed, optimizer), each with `train.fit`. Gradient flow is
+measured at initialisation and at the end on a fixed probe batch with a loss at the last step
+k = T only, by `vanishing.profile` in float64 on a copy of each model, so that norms far below
+float32's range are still exact; while they train, `vanishing.monitor` (a callback of `fit`)
+reads every few steps the gradients of the training step itself (for the heatmap).
+`demo_report.py` turns the result into figures and a page.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,15 +21,16 @@ from torch import nn
 
 from vanishing.gradflow import LagProfile, LSTMTerms, lag_history, lstm_terms, monitor, profile
 from vanishing.nn import LSTM, RNN
-from vanishing.tasks import adding_problem
+from vanishing.tasks import AddingLe, adding_problem
 from vanishing.train import (
-    History,
-    SequenceRegressor,
+    SequenceModel,
+    TaskStream,
     TrainConfig,
+    fit,
     flush_denormal,
     torch_threads,
-    train,
 )
+from vanishing.train.run import held_out_set
 
 MODELS = ("rnn-sigmoid", "rnn-tanh", "lstm")
 """Model kinds the demo knows: the article's sigmoid RNN, a tanh RNN, an LSTM."""
@@ -84,9 +85,15 @@ class DemoConfig:
     def quick(cls, **overrides: object) -> DemoConfig:
         """A small run (T 30, H 32, 200 steps) that finishes in well under 30 seconds."""
         values: dict[str, object] = dict(
-            T=30, hidden=32, steps=200, batch=32, snapshots=8, probe=16, test_size=128,
+            T=30,
+            hidden=32,
+            steps=200,
+            batch=32,
+            snapshots=8,
+            probe=16,
+            test_size=128,
             eval_every=25,
-        )  # fmt: skip
+        )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -109,7 +116,7 @@ def display_name(kind: str, config: DemoConfig) -> str:
     return f"RNN ({kind.split('-')[1]})"
 
 
-def build_model(kind: str, config: DemoConfig) -> SequenceRegressor:
+def build_model(kind: str, config: DemoConfig) -> SequenceModel:
     """One of MODELS with input 2 (value, marker), H = config.hidden, a Linear read-out.
 
     Seeded with config.seed before construction, so every kind starts from the same stream.
@@ -119,7 +126,20 @@ def build_model(kind: str, config: DemoConfig) -> SequenceRegressor:
         layer: nn.Module = LSTM(2, config.hidden, forget_bias=config.forget_bias)
     else:
         layer = RNN(2, config.hidden, nonlinearity=kind.split("-")[1])
-    return SequenceRegressor(layer)
+    return SequenceModel(layer)
+
+
+@dataclass
+class History:
+    """One model's learning curves: train loss per step, test MSE at `test_steps`."""
+
+    train_loss: list[float] = field(default_factory=list)
+    test_steps: list[int] = field(default_factory=list)
+    test_mse: list[float] = field(default_factory=list)
+
+    @property
+    def final_test_mse(self) -> float:
+        return self.test_mse[-1]
 
 
 @dataclass
@@ -152,56 +172,90 @@ class DemoResult:
     runs: dict[str, ModelRun]
 
 
+class Snapshots:
+    """A trainer callback: gradient flow of one model before its first update and after its
+    last (`finish`), measured on the probe batch by `vanishing.profile` in float64."""
+
+    def __init__(
+        self, run: ModelRun, config: DemoConfig, x_probe: torch.Tensor, y_probe: torch.Tensor
+    ) -> None:
+        self.run, self.config = run, config
+        self.x_probe, self.y_probe = x_probe, y_probe
+
+    def mse(self, y_hat: torch.Tensor) -> torch.Tensor:  # reads only h_T: dE_k/dh_t, k = T
+        return torch.mean((y_hat - self.y_probe) ** 2)
+
+    def measure(self, step: int, model: nn.Module) -> None:
+        (measured,) = profile(
+            model, self.x_probe, self.mse, FRACTION, detail="norms", dtype=torch.float64
+        )["recurrent"]
+        self.run.steps.append(step)
+        self.run.profiles.append(measured.lags)
+        if self.run.kind == "lstm" and (step == 0 or step == self.config.steps):
+            small = measured.trace.select(slice(0, self.config.terms_probe))
+            self.run.terms["start" if step == 0 else "end"] = lstm_terms(
+                measured.layer, small, exact=True
+            )
+
+    def on_step_start(self, step: int, model: nn.Module) -> None:
+        if step == 1:  # before the first update
+            self.measure(0, model)
+
+    def finish(self, model: nn.Module) -> None:
+        """The measurement after the last update (or the only one, with no steps)."""
+        if not self.run.steps or self.run.steps[-1] != self.config.steps:
+            self.measure(self.config.steps, model)
+
+
 def run_demo(
     config: DemoConfig, console: Console | None = None, progress: bool = True
 ) -> DemoResult:
-    """Train the models side by side and measure their gradient flow as they learn."""
+    """Train the models one after the other on the same batches (one seeded stream each) and
+    measure their gradient flow as they learn."""
     with flush_denormal(), torch_threads(config.threads):
         models = {kind: build_model(kind, config) for kind in config.models}
         probe_gen = torch.Generator().manual_seed(config.seed + 7919)
         x_probe, y_probe = adding_problem(
             config.probe, config.T, generator=probe_gen, dtype=torch.float64
         )
-        runs = {
-            kind: ModelRun(kind, display_name(kind, config), History()) for kind in config.models
-        }
-        by_name = {runs[kind].name: kind for kind in runs}
-        every = max(1, config.steps // config.snapshots) if config.steps else 0
-
-        def mse(y_hat: torch.Tensor) -> torch.Tensor:  # reads only h_T: dE_k/dh_t, k = T
-            return torch.mean((y_hat - y_probe) ** 2)
-
-        def hook(step: int, name: str, model: nn.Module) -> None:
-            run = runs[by_name[name]]
-            (measured,) = profile(
-                model, x_probe, mse, FRACTION, detail="norms", dtype=torch.float64
-            )["recurrent"]
-            run.steps.append(step)
-            run.profiles.append(measured.lags)
-            if run.kind == "lstm" and (step == 0 or step == config.steps):
-                small = measured.trace.select(slice(0, config.terms_probe))
-                run.terms["start" if step == 0 else "end"] = lstm_terms(
-                    measured.layer, small, exact=True
-                )
-
+        every = max(1, config.steps // config.snapshots) if config.steps else 1
+        task = AddingLe(config.T)
         train_config = TrainConfig(
-            steps=config.steps,
-            batch=config.batch,
+            optimizer="adam",
             lr=config.lr,
+            batch=config.batch,
+            budget=config.steps * config.batch,
             seed=config.seed,
-            T=config.T,
             eval_every=config.eval_every,
             test_size=config.test_size,
-            hook_every=0,  # the probe at step 0 and at the end only
+            eval_batch=config.test_size,
+            threads=config.threads,
         )
-        named = {runs[kind].name: model for kind, model in models.items()}
-        with ExitStack() as stack:  # step s: the training forward after s updates
-            monitors = {
-                kind: stack.enter_context(monitor(model, every=every or 1))
-                for kind, model in models.items()
-            }
-            histories = train(named, train_config, hook=hook, console=console, progress=progress)
-        for kind, run in runs.items():
-            run.history = histories[run.name]
-            run.heatmap = lag_history(monitors[kind].history).get("recurrent.l0")
+        held_out = held_out_set(task, train_config)
+        runs = {}
+        for kind, model in models.items():
+            run = ModelRun(kind, display_name(kind, config), History())
+            snapshots = Snapshots(run, config, x_probe, y_probe)
+            watch = monitor(model, every=every)  # the heatmap: the training steps themselves
+            data = TaskStream(task, config.batch, config.seed)
+            result = fit(
+                model,
+                task.objective,
+                data,
+                train_config,
+                held_out,
+                [snapshots, watch],
+                progress=progress,
+                console=console,
+                description=f"{run.name:<21}",
+            )
+            watch.close()
+            snapshots.finish(model)
+            run.history = History(
+                result.train_loss,
+                [e.step for e in result.evaluations],
+                [e.loss for e in result.evaluations],
+            )
+            run.heatmap = lag_history(watch.history).get("recurrent.l0")
+            runs[kind] = run
         return DemoResult(config, runs)

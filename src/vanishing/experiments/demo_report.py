@@ -131,7 +131,7 @@ CAPTIONS = {
         "(c) Gradient flow during training",
         "Each column is one training step, every few steps, measured by vanishing.monitor "
         "from that step's own backward pass on its training batch (float32; step s is the "
-        "batch seen after s updates): colour is "
+        "s-th batch, seen after s − 1 updates): colour is "
         "log<sub>10</sub> of ‖∂E<sub>k</sub>/∂h<sub>t</sub>‖ (RNN) or "
         "‖∂E<sub>k</sub>/∂c<sub>t</sub>‖ (LSTM) relative to lag 0, batch mean, by lag k − t "
         "(vertical); the loss reads h<sub>T</sub> only, so k = T. "

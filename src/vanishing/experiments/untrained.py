@@ -21,7 +21,7 @@ from vanishing.nn.activations import activation_grad_bound
 from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
 from vanishing.report import plot_lag_profiles, save_figure
 from vanishing.tasks import adding_problem
-from vanishing.train import SequenceRegressor, flush_denormal
+from vanishing.train import SequenceModel, flush_denormal
 
 FRACTION = 1e-3  # the gradient horizon's threshold, relative to lag 0
 
@@ -81,7 +81,7 @@ def measure_untrained(
     if rec_scale != 1.0:
         scale_recurrent_(layer, rec_scale)
         name += f", W_rec x {rec_scale:g}"
-    regressor = SequenceRegressor(layer)
+    regressor = SequenceModel(layer)
     x, y = adding_problem(batch, T, torch.Generator().manual_seed(seed + 7919), torch.float64)
 
     def mse(y_hat: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,19 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, threshold: float) -> 
         or not threshold > 0
     ):
         raise ValueError(f"threshold must be a finite number > 0, got {threshold!r}")
-    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    if isinstance(parameters, Tensor):
+        params = [parameters]
+    elif isinstance(parameters, Iterable) and not isinstance(parameters, (str, bytes)):
+        params = list(parameters)
+    else:
+        params = [parameters]  # reported below
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(
+                "parameters must be a tensor or an iterable of tensors (e.g. "
+                f"model.parameters()), got {type(parameters).__name__}"
+                + (f" holding a {type(p).__name__}" if p is not parameters else "")
+            )
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
@@ -46,6 +58,8 @@ def scale_recurrent_(layer: nn.Module, rec_scale: float) -> None:
 
     With lambda_1 > 1/gamma the RNN's bound (gamma lambda_1)^lag grows and gradients can explode.
     """
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
     if not isinstance(rec_scale, numbers.Real) or not math.isfinite(rec_scale):
         raise ValueError(f"rec_scale must be a finite number, got {rec_scale!r}")
     weights = [

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from vanishing.gradflow.lags import lag_profile
-from vanishing.gradflow.model import vanishing_twin
+from vanishing.gradflow.lags import check_fraction, lag_profile
+from vanishing.gradflow.model import load_weights, vanishing_twin
 from vanishing.nn import Recording, Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 
@@ -45,11 +47,36 @@ def _rounded(values: np.ndarray) -> list[float | None]:
     return [float(f"{v:.{DIGITS}g}") if math.isfinite(v) else None for v in values.tolist()]
 
 
+def _writable(path: object) -> Path:
+    """path as a Path to a file that can be appended to (its folder made), checked before any
+    training step; ValueError naming what is in the way."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path or None, got {type(path).__name__}")
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"path must name a file to write metrics to, got the folder {str(p)!r}")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"path {str(p)!r} lies below {str(parent)!r}, which is a file")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write the metrics file {str(p)!r}: {e.strerror or e}") from e
+    return p
+
+
 def _tensorboard(target: object) -> Any:
     """A SummaryWriter for a log folder (the optional `tensorboard` package), or target itself
     if it already writes scalars; None for None."""
     if target is None or hasattr(target, "add_scalar"):
         return target
+    if not isinstance(target, (str, os.PathLike)):
+        raise TypeError(
+            "tensorboard must be a log folder, a SummaryWriter (anything with add_scalar) or "
+            f"None, got {type(target).__name__}"
+        )
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:  # torch's writer needs the tensorboard package
@@ -59,21 +86,34 @@ def _tensorboard(target: object) -> Any:
     return SummaryWriter(log_dir=str(target))
 
 
+def _flat(outputs: tuple) -> list[Tensor]:
+    """A recurrent layer's (out, h_n) or (out, (h_n, c_n)) as [out, h_n(, c_n)]; a packed
+    out as its data."""
+    out, final = outputs
+    if isinstance(out, PackedSequence):
+        out = out.data
+    return [out, *(final if isinstance(final, tuple) else (final,))]
+
+
 class _Replay:
     """One torch.nn.RNN / LSTM call kept for replay: input, initial state, a twin holding the
     weights of that moment, and the gradients that reach the outputs in backward."""
 
     def __init__(self, twin: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
         self.twin = twin
-        self.x = args[0].detach().clone()
+        x = args[0] if args else kwargs["input"]
+        if isinstance(x, PackedSequence):
+            data = x.data.detach().clone()
+            self.x = PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        else:
+            self.x = x.detach().clone()
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         if isinstance(hx, Tensor):
             hx = hx.detach().clone()
         elif hx is not None:
             hx = tuple(h.detach().clone() for h in hx)
         self.hx = hx
-        out, final = outputs
-        outputs = [out, *(final if isinstance(final, tuple) else (final,))]  # out, h_n[, c_n]
+        outputs = _flat(outputs)  # out, h_n[, c_n]
         self.grads: list[Tensor | None] = [None] * len(outputs)
         for k, t in enumerate(outputs):
             if t.requires_grad:
@@ -93,8 +133,7 @@ class _Replay:
             return []
         twin = self.twin
         with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
-            out, final = twin(self.x, self.hx)
-            outputs = [out, *(final if isinstance(final, tuple) else (final,))]
+            outputs = _flat(twin(self.x, self.hx))
             torch.autograd.grad(
                 [outputs[k] for k in kept],
                 list(twin.parameters()),
@@ -114,7 +153,8 @@ class Monitor:
     measurement, as the dicts written to the file.
 
     One JSON line per measured step: {"step": s, "loss": l (when given), "gradflow": {key:
-    {"kind", "horizon", "dh_norm", "dc_norm"}}}, key '<layer name>.<l0 | l1_reverse ..>';
+    {"kind", "horizon", "dh_norm", "dc_norm"[, "count" for packed input]}}}, key
+    '<layer name>.<l0 | l1_reverse ..>';
     the norms are batch means of ||dE/dh_t||, ||dE/dc_t|| (LSTM) by lag k - t, index 0
     the last step, with DIGITS significant digits (docs/gradflow.md).
     """
@@ -132,23 +172,27 @@ class Monitor:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+        check_fraction(fraction)
         self.model, self.every, self.fraction = model, every, fraction
         self.recorded = recordable_layers(model)  # vanishing layers: {name: layer}
-        self.twins = {
-            name: vanishing_twin(m)
-            for name, m in model.named_modules()
-            if isinstance(m, (nn.RNN, nn.LSTM))
+        torch_layers = {
+            name: m for name, m in model.named_modules() if isinstance(m, (nn.RNN, nn.LSTM))
         }
+        for name, m in torch_layers.items():
+            if type(m).forward not in (nn.RNN.forward, nn.LSTM.forward):
+                base = "LSTM" if is_lstm(m) else "RNN"
+                raise ValueError(
+                    f"vanishing.monitor cannot watch layer {name!r} ({type(m).__name__}): it "
+                    f"replays torch.nn.{base}.forward, and this subclass has its own forward "
+                    f"(use vanishing.{base}, which records itself, or vanishing.profile)"
+                )
+        self.twins = {name: vanishing_twin(m) for name, m in torch_layers.items()}
         if not self.recorded and not self.twins:
             raise ValueError(
                 f"{type(model).__name__} contains no torch.nn.RNN, torch.nn.LSTM, vanishing.RNN "
                 "or vanishing.LSTM layer to monitor"
             )
-        self.path = None if path is None else Path(path)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = None if path is None else _writable(path)
         self.writer = _tensorboard(tensorboard)
         self.history: list[dict] = []
         self._armed: int | None = None  # the step being measured
@@ -165,7 +209,7 @@ class Monitor:
 
     def on_step_start(self, step: int, model: nn.Module | None = None) -> None:
         """Before the forward of `step`: arm the recording if step % every == 0."""
-        self._check(model)
+        self._check(model, step)
         if self._armed is not None:  # the previous step never ended (e.g. an exception)
             self._disarm()
             self._armed = None
@@ -177,7 +221,14 @@ class Monitor:
     ) -> dict | None:
         """After the backward of `step`: measure it if armed; returns {"gradflow": ...} (what
         was written, without step and loss) or None."""
-        self._check(model)
+        self._check(model, step)
+        if loss is not None and not (
+            (isinstance(loss, Tensor) and loss.numel() == 1)
+            or (isinstance(loss, numbers.Real) and not isinstance(loss, bool))
+        ):
+            raise TypeError(
+                f"loss must be a number, a one-element tensor or None, got {loss!r:.60}"
+            )
         if self._armed is None:
             return None
         armed, self._armed = self._armed, None
@@ -228,7 +279,9 @@ class Monitor:
 
     # ------------------------------------------------------------------ recording
 
-    def _check(self, model: nn.Module | None) -> None:
+    def _check(self, model: nn.Module | None, step: object) -> None:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
         if model is not None and model is not self.model:
             raise ValueError("this monitor watches another model")
 
@@ -251,19 +304,16 @@ class Monitor:
         for name in self.twins:
             layer = self.model.get_submodule(name)
             hook = self._own(self._replay_hook(name), layer)
-            self._handles.append(layer.register_forward_hook(hook, with_kwargs=True))
+            # first, so that it keeps the layer's own outputs even if a user's hook changes them
+            handle = layer.register_forward_hook(hook, with_kwargs=True, prepend=True)
+            self._handles.append(handle)
 
     def _replay_hook(self, name: str) -> Any:
         def hook(layer: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
-            if isinstance(args[0], PackedSequence):
-                self._warn(name, "PackedSequence input is not measured")
-                return
             twin, w = self.twins[name], layer.weight_ih_l0
             if (twin.weight_ih_l0.dtype, twin.weight_ih_l0.device) != (w.dtype, w.device):
                 twin = self.twins[name] = vanishing_twin(layer)  # the model was moved or cast
-            with torch.no_grad():
-                for pname, p in layer.named_parameters():
-                    twin.get_parameter(pname).copy_(p)
+            load_weights(twin, layer)  # as the layer computes them (parametrisations)
             twin.train(layer.training)
             self._replays[name] = _Replay(twin, args, kwargs, outputs)
 
@@ -325,6 +375,8 @@ class Monitor:
                     "dh_norm": _rounded(p.dh_norm),
                     "dc_norm": None if p.dc_norm is None else _rounded(p.dc_norm),
                 }
+                if trace.lengths is not None:  # a PackedSequence: sequences with each lag
+                    out[key]["count"] = p.count.tolist()
         return out
 
     def _write(self, entry: dict) -> None:
@@ -360,22 +412,64 @@ def monitor(
     return Monitor(model, every, path, fraction=fraction, tensorboard=tensorboard)
 
 
+def _read_jsonl(path: str | os.PathLike) -> list[tuple[str, object]]:
+    """(where, record) of each non-empty line of a JSON Lines file; ValueError at a bad line."""
+    records = []
+    with Path(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append((f"{path} line {n}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {n}: expected a JSON object, {e.msg}") from e
+    return records
+
+
+def _measured(where: str, entry: object) -> tuple[int, dict] | None:
+    """(step, {key: norms the horizon is read from}) of a monitor record, None for another
+    kind of record; ValueError naming `where` if it is a gradflow record without its fields."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a dict (a monitor record), got {type(entry).__name__}")
+    if not entry.get("gradflow"):
+        return None
+    step, layers = entry.get("step"), entry["gradflow"]
+    if isinstance(step, bool) or not isinstance(step, int) or not isinstance(layers, dict):
+        raise ValueError(f"{where}: a gradflow record needs an integer step and a dict of layers")
+    norms = {}
+    for key, m in layers.items():
+        curve = (m.get("dc_norm") or m.get("dh_norm")) if isinstance(m, dict) else None
+        if not isinstance(curve, list):
+            raise ValueError(f"{where}: layer {key!r} has no dh_norm / dc_norm list")
+        norms[key] = [math.nan if v is None else float(v) for v in curve]
+    return step, norms
+
+
 def lag_history(
-    records: Sequence[dict] | str | Path,
+    records: Sequence[dict] | str | os.PathLike,
 ) -> dict[str, tuple[list[int], np.ndarray]]:
     """{key: (steps, norms (steps, T))} of a monitor's records (its history, or a
     metrics.jsonl with other lines mixed in): per measured step the norms the horizon is read
     from (dc_norm for the LSTM, dh_norm for the RNN) by lag; rows of different length are
-    padded with NaN. What the heatmap of `report.figures.plot_heatmaps` draws."""
-    if isinstance(records, (str, Path)):
-        with Path(records).open(encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
+    padded with NaN. What the heatmap of `report.figures.plot_heatmaps` draws. A record
+    that is not a dict, or a gradflow record without its fields, is a ValueError naming it."""
+    if isinstance(records, (str, os.PathLike)):
+        found = _read_jsonl(records)
+    elif isinstance(records, Sequence):
+        found = [(f"record {i}", entry) for i, entry in enumerate(records)]
+    else:
+        raise TypeError(
+            f"records must be a monitor's history (a list) or a metrics.jsonl path, got "
+            f"{type(records).__name__}"
+        )
     rows: dict[str, tuple[list[int], list[list[float]]]] = {}
-    for entry in records:
-        for key, m in (entry.get("gradflow") or {}).items():
+    for where, entry in found:
+        measured = _measured(where, entry)
+        if measured is None:
+            continue
+        for key, curve in measured[1].items():
             steps, norms = rows.setdefault(key, ([], []))
-            steps.append(int(entry["step"]))
-            norms.append([math.nan if v is None else v for v in (m["dc_norm"] or m["dh_norm"])])
+            steps.append(measured[0])
+            norms.append(curve)
     out = {}
     for key, (steps, norms) in rows.items():
         table = np.full((len(norms), max(len(n) for n in norms)), np.nan)

@@ -7,18 +7,21 @@ Estimates (for speed): apply the factors to vectors only, never forming a matrix
   lags, a block Krylov sweep (one backward, one forward, one backward pass over the steps)
   for all of them.
 Every estimate is a Rayleigh quotient, so it never exceeds the exact norm (up to rounding);
-docs/gradflow.md gives the accuracy measured against the exact values.
+docs/gradflow.md gives the accuracy measured against the exact values. With variable lengths
+(end-aligned steps, `steps.py`) the product norms of lag l are averaged over the sequences
+with more than l steps; no sequence's products reach into another's or its own padding.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps
+from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps, batch_mean
 
 LANCZOS_ITERATIONS = 6  # Golub-Kahan-Lanczos steps per operator (matrix-vector pairs)
 SWEEP_COLUMNS = 8  # vectors per sequence added to the Krylov basis in each round
@@ -26,6 +29,12 @@ SWEEP_POWER = 1  # rounds (a backward and a forward pass each) before the last b
 SHORT_LAGS = 8  # lags 1 .. SHORT_LAGS also get their own Lanczos estimate
 
 Operator = Callable[[Tensor], Tensor]
+
+
+def check_positive(name: str, value: object) -> None:
+    """ValueError unless value is an integer >= 1 (a number of vectors or iterations)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def spectral_norm(M: Tensor) -> Tensor:
@@ -109,13 +118,15 @@ def lanczos_norm(mv: Operator, rmv: Operator, v: Tensor, iterations: int) -> Ten
 
 
 def product_norms_exact(steps: RNNSteps | LSTMSteps, T: int) -> np.ndarray:
-    """(T,) batch mean of ||J_T J_{T-1} .. J_{T-l+1}||_2 for l = 0 .. T-1, forming each J."""
+    """(T,) batch mean of ||J_T J_{T-1} .. J_{T-l+1}||_2 for l = 0 .. T-1, forming each J
+    (over the sequences with lag l, `steps.real`)."""
     out = np.ones(T)
+    real = steps.real  # (T, B): sequence b has lag l; None: all do
     P: Tensor | None = None  # (B, H, H) product of the last l step Jacobians
     for lag in range(1, T):
         J = steps.jacobian(T - lag)  # (B, H, H) processing index T - lag is step T - lag + 1
         P = J if P is None else P @ J
-        out[lag] = spectral_norm(P).mean().item()
+        out[lag] = batch_mean(spectral_norm(P), None if real is None else real[lag]).item()
     return out
 
 
@@ -168,19 +179,21 @@ def _sweep_forward(
 ) -> Tensor:
     """sum_l w_l P_l (P_l^T Q) for Y, log_scale of `_sweep_back` and log w_l (T-1, B): one
     forward pass; the block of lag l joins at processing index T - l. Returns it normalised
-    per sequence: (m, B, H)."""
+    per sequence: (m, B, H). A weight of -inf leaves a block out; while a sequence's sum is
+    still 0 (log_z = -inf) it stays 0."""
     tiny = torch.finfo(Y.dtype).tiny
     log_c = log_scale + log_weight  # (T-1, B) log scale of each lag's block
     z = torch.zeros_like(Y[0])  # (m, B, H) the sum so far, times exp(-log_z)
     log_z = torch.full_like(log_c[0], -torch.inf)  # (B,)
     for lag in range(T - 1, 0, -1):
         top = torch.maximum(log_z, log_c[lag - 1])  # (B,)
+        top = torch.where(torch.isfinite(top), top, 0.0)  # nothing so far nor here: any scale
         z_scale = (log_z - top).exp().to(z.dtype).unsqueeze(1)  # (B, 1)
         y_scale = (log_c[lag - 1] - top).exp().to(z.dtype).unsqueeze(1)  # (B, 1)
         z = steps.jvp(T - lag, torch.addcmul(z * z_scale, Y[lag - 1], y_scale))  # (m, B, H)
-        n = torch.linalg.vector_norm(z, dim=(0, 2)).clamp_min_(tiny)  # (B,)
-        z = z / n.unsqueeze(1)
-        log_z = top + n.to(F64).log()
+        n = torch.linalg.vector_norm(z, dim=(0, 2))  # (B,)
+        z = z / n.clamp_min(tiny).unsqueeze(1)
+        log_z = top + torch.where(n > 0, n.clamp_min(tiny).to(F64).log(), -torch.inf)
     return z
 
 
@@ -201,11 +214,14 @@ def product_norms_estimate(
     backward pass gives P_l^T Q for the whole basis Q = [Q_0 .. Q_power], and
     ||P_l^T Q||_2 (the largest eigenvalue of each lag's Gram) is the estimate: exact once
     the basis spans R^H. Lags 1 .. SHORT_LAGS, whose directions differ most, also get
-    `iterations` Lanczos steps; each lag keeps the larger of its two lower bounds.
+    `iterations` Lanczos steps; each lag keeps the larger of its two lower bounds. With
+    variable lengths a sequence's lags beyond its own (zero products) weigh nothing in the
+    sum and are left out of the mean.
     """
     out = np.ones(T)
     if T == 1:
         return out
+    real = steps.real  # (T, B): sequence b has lag l; None: all do
     B, H = steps.dim
     k = min(columns, H)
     gen = torch.Generator().manual_seed(seed)
@@ -217,7 +233,11 @@ def product_norms_estimate(
             break
         Y, log_scale = blocks[-1]
         fro = Y.square().sum(dim=(1, 3)).to(F64).log() + 2 * log_scale  # (T-1, B) log ||.||_F^2
-        Z = _sweep_forward(steps, T, Y, log_scale, -fro)  # (k, B, H)
+        weight = -fro  # (T-1, B); -inf: a lag the sequence does not have, or a zero block
+        weight = torch.where(torch.isfinite(weight), weight, -torch.inf)
+        if real is not None:
+            weight = torch.where(real[1:], weight, -torch.inf)
+        Z = _sweep_forward(steps, T, Y, log_scale, weight)  # (k, B, H)
         m = basis.shape[0]
         basis = _orthonormal(torch.cat((basis, Z)))[: min(m + k, H)]
         blocks.append(_sweep_back(steps, T, basis[m:]))
@@ -231,5 +251,5 @@ def product_norms_estimate(
     if short and basis.shape[0] < H:
         s = short_lag_norms(steps, T, short, iterations).to(F64)  # (short, B)
         log_sigma[:short] = torch.maximum(log_sigma[:short], s.log())
-    out[1:] = log_sigma.exp().mean(dim=1).numpy()
+    out[1:] = batch_mean(log_sigma.exp(), None if real is None else real[1:]).cpu().numpy()
     return out

@@ -3,18 +3,34 @@
 Steps in processing order (time order for the forward direction); factors from `steps.py`.
 ||B_t|| = max f_t exactly; the other norms are exact (each H x H matrix formed) or estimated
 for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`).
+Variable lengths (trace.lengths): step t is each sequence's own t-th processed step, and
+the batch mean at step t is over the sequences with at least t steps (`LSTMTerms.count`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vanishing.gradflow.spectral import LANCZOS_ITERATIONS, lanczos_norm, spectral_norm
-from vanishing.gradflow.steps import F64, LSTMSteps, check_trace, lstm_steps
+from vanishing.gradflow.spectral import (
+    LANCZOS_ITERATIONS,
+    check_positive,
+    lanczos_norm,
+    spectral_norm,
+)
+from vanishing.gradflow.steps import (
+    F64,
+    LSTMSteps,
+    batch_mean,
+    check_steps,
+    check_trace,
+    lstm_steps,
+    start_aligned,
+)
 from vanishing.nn import Trace
 from vanishing.nn.naming import is_lstm
 
@@ -25,7 +41,9 @@ class LSTMTerms:
 
     A, B, C, D, total: (T,) batch mean of the spectral norm of each term and of their sum;
     forget_mean: (T,) mean of f_t over batch and units; forget: every f_t value, flattened.
-    method: 'exact' or 'estimate' (Lanczos lower bounds; B is exact either way).
+    method: 'exact' or 'estimate' (Lanczos lower bounds; B is exact either way). count (T,):
+    the sequences with step t, over which every mean at t is taken (B for equal lengths;
+    with variable lengths NaN where it is 0, and forget holds the real steps only).
     """
 
     A: np.ndarray
@@ -36,12 +54,21 @@ class LSTMTerms:
     forget_mean: np.ndarray
     forget: np.ndarray
     method: str = "exact"
+    count: np.ndarray | None = None  # (T,) sequences with each step
 
 
 def _check_lstm(layer: nn.Module, trace: Trace, what: str) -> None:
-    check_trace(layer, trace)
     if not is_lstm(layer):
-        raise ValueError(f"{what} needs an LSTM layer")
+        raise ValueError(f"{what} needs an LSTM layer, got {type(layer).__name__}")
+    check_trace(layer, trace)
+
+
+def _from_start(steps: LSTMSteps) -> LSTMSteps:
+    """steps with step t of every sequence at index t - 1 (the factors are end-aligned)."""
+    if steps.lengths is None:
+        return steps
+    f, alpha, beta = (start_aligned(x, steps.lengths) for x in (steps.f, steps.alpha, steps.beta))
+    return dataclasses.replace(steps, f=f, alpha=alpha, beta=beta)
 
 
 def lstm_jacobians(
@@ -49,12 +76,13 @@ def lstm_jacobians(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A, B, C, D of dc_t/dc_{t-1} = A_t + B_t + C_t + D_t, each (T, B, H, H) float64.
 
-    Row [t-1, b] is step t (processing order) of sequence b; step 1's A, C, D are 0.
-    article_D=True uses the article's sigma'(z_g) in D_t instead of tanh'(z_g) (wrong).
-    Memory: 4 T B H^2 floats; use lstm_terms for the norms alone.
+    Row [t-1, b] is step t (processing order) of sequence b; step 1's A, C, D are 0; with
+    variable lengths all four are 0 beyond sequence b's own steps. article_D=True uses the
+    article's sigma'(z_g) in D_t instead of tanh'(z_g) (wrong). Memory: 4 T B H^2 floats;
+    use lstm_terms for the norms alone.
     """
     _check_lstm(layer, trace, "lstm_jacobians")
-    steps = lstm_steps(layer, trace, article_D)
+    steps = _from_start(lstm_steps(layer, trace, article_D))
     T = steps.f.shape[0]
     terms = [steps.terms(s) for s in range(T)]
     return tuple(torch.stack(x) for x in zip(*terms, strict=True))  # 4 x (T, B, H, H)
@@ -63,11 +91,12 @@ def lstm_jacobians(
 def _norms_exact(steps: LSTMSteps) -> np.ndarray:
     """(4, T) batch-mean spectral norms of A_t, C_t, D_t and their sum with B_t, formed."""
     T = steps.f.shape[0]
+    real = steps.real  # (T, B) or None
     norms = np.empty((4, T))
     for s in range(T):
         A, B_s, C, D = steps.terms(s)  # (B, H, H) each
         M = torch.stack((A, C, D, A + B_s + C + D))  # (4, B, H, H)
-        norms[:, s] = spectral_norm(M).mean(dim=1).tolist()
+        norms[:, s] = batch_mean(spectral_norm(M), None if real is None else real[s]).tolist()
     return norms
 
 
@@ -89,8 +118,9 @@ def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
     step 1, A = C = D = 0 and the sum is B_1 = diag(f_1).
     """
     T, B, H = steps.f.shape
+    real = steps.real  # (T, B) or None
     norms = np.zeros((4, T))
-    norms[3, 0] = steps.f[0].amax(dim=1).mean().item()  # ||B_1||
+    norms[3, 0] = steps.f[0].amax(dim=1).mean().item()  # ||B_1||, every sequence has step 1
     if T == 1:
         return norms
     alpha = steps.alpha[1:].permute(2, 0, 1, 3).flatten(1, 2)  # (3, N, H) gates i, f, g
@@ -108,8 +138,12 @@ def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
     s = slice(1, None)
     v = _start(steps.U, steps.f[1:], gen)  # (T-1, B, H)
     total = lanczos_norm(lambda x: steps.jvp(s, x), lambda y: steps.vjp(s, y), v, iterations)
-    norms[:3, 1:] = cad.mean(dim=2)[[1, 0, 2]].to(F64).numpy()  # A, C, D
-    norms[3, 1:] = total.mean(dim=1).to(F64).numpy()  # (T-1,)
+    if real is None:
+        norms[:3, 1:] = cad.mean(dim=2)[[1, 0, 2]].to(F64).numpy()  # A, C, D
+        norms[3, 1:] = total.mean(dim=1).to(F64).numpy()  # (T-1,)
+    else:
+        norms[:3, 1:] = batch_mean(cad[[1, 0, 2]].to(F64), real[1:]).cpu().numpy()  # A, C, D
+        norms[3, 1:] = batch_mean(total.to(F64), real[1:]).cpu().numpy()  # (T-1,)
     return norms
 
 
@@ -130,17 +164,32 @@ def lstm_terms(
     steps: the trace's `steps.lstm_steps`, if already built (float64 for exact=True).
     """
     _check_lstm(layer, trace, "lstm_terms")
-    if steps is None:
+    check_positive("iterations", iterations)
+    if steps is not None:
+        check_steps(steps, trace)
+    else:
         steps = lstm_steps(layer, trace, article_D, dtype=F64 if exact else trace.f.dtype)
+    steps = _from_start(steps)
     norms = _norms_exact(steps) if exact else _norms_estimate(steps, iterations)
     f = steps.f.to(F64)  # (T, B, H)
+    T, B = f.shape[:2]
+    real = steps.real  # (T, B) or None
+    if real is None:
+        count, forget_mean, forget = np.full(T, B), f.mean(dim=(1, 2)), f
+    else:  # (T, B) real steps: the means over them, forget the real steps only
+        count, forget_mean, forget = (
+            real.sum(dim=1).cpu().numpy(),
+            batch_mean(f.mean(dim=2), real),
+            f[real],
+        )
     return LSTMTerms(
         A=norms[0],
-        B=f.amax(dim=2).mean(dim=1).numpy(),
+        B=batch_mean(f.amax(dim=2), real).cpu().numpy(),
         C=norms[1],
         D=norms[2],
         total=norms[3],
-        forget_mean=f.mean(dim=(1, 2)).numpy(),
-        forget=f.flatten().numpy(),
+        forget_mean=forget_mean.cpu().numpy(),
+        forget=forget.flatten().cpu().numpy(),
         method="exact" if exact else "estimate",
+        count=count,
     )
