@@ -189,6 +189,8 @@ def test_gemm_backends_and_row_blocks_agree(built: None, knobs: None, gemm: str,
     block of rows or one per thread (B = 9: blocks of 5 and 4 rows), equals the reference."""
     kernel.config("gemm", kernel.GEMMS[gemm])
     kernel.config("split_rows", split_rows)
+    if gemm != "auto" and kernel._loaded().gemm_available(kernel.GEMMS[gemm]):
+        assert kernel.gemm_in_use(9, 36, 9) == gemm  # forced: the loops run it (oneDNN too)
     for kind, dtype in (("lstm", torch.float32), ("rnn", torch.float32), ("lstm", torch.float64)):
         torch.manual_seed(1)
         layer = make(kind, "tanh", 2, 9, dtype, bidirectional=True)
@@ -216,6 +218,25 @@ def test_onednn_missing_falls_back_to_blas(built: None, knobs: None) -> None:
         assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), torch.float32)
     finally:
         ops.find_onednn(kernel.ONEDNN_OP)
+
+
+@pytest.mark.parametrize("gemm", ["onednn", "blas"])
+def test_forced_gemm_is_the_one_that_runs(built: None, knobs: None, gemm: str) -> None:
+    """Forced to oneDNN, every step's GEMM is a call of its operator (seen by the profiler:
+    T forward and T backward, T more under no_grad); forced to the BLAS, none is."""
+    if not kernel._loaded().gemm_available(kernel.GEMMS[gemm]):
+        pytest.skip(f"this torch build has no {gemm}")
+    kernel.config("gemm", kernel.GEMMS[gemm])
+    kernel.config("split_rows", 0)
+    layer = make("lstm", "tanh", 2, 9, torch.float32)
+    x = torch.randn(6, 9, 2)
+    with torch.profiler.profile() as profiler:
+        layer(x)[0].sum().backward()
+        with torch.no_grad():
+            layer.record = False
+            layer(x)
+    calls = sum(e.count for e in profiler.key_averages() if e.key == kernel.ONEDNN_OP)
+    assert calls == (3 * 6 if gemm == "onednn" else 0)
 
 
 def test_gemm_choice_is_measured(built: None) -> None:
@@ -283,3 +304,51 @@ def test_kernel_local_factors_are_pythons(built: None, dtype: torch.dtype) -> No
     python = lstm_local_factors(gates, cs[:-1], cs[1:])
     for a, b in zip(ours, python, strict=True):
         torch.testing.assert_close(a, b, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+# Lanes of a float32 vector in each variant's build (ATen's Vectorized at that capability).
+VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "generic": 8}
+
+
+def test_variants_follow_torchs_cpu_capability() -> None:
+    """The default is the widest variant whose instructions torch itself runs here."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    expected = {"AVX512": ["avx512", "avx2", "generic"], "AVX2": ["avx2", "generic"]}
+    assert kernel.supported_variants() == expected.get(capability, ["generic"])
+    assert kernel.default_variant() == kernel.supported_variants()[0]
+    names = {kernel.library_name(v) for v in kernel.VARIANTS}
+    assert len(names) == len(kernel.VARIANTS) and all(v in kernel.library_name(v) for v in names)
+
+
+@pytest.mark.parametrize("variant", list(kernel.VARIANTS))
+def test_each_variant_equals_reference(built: None, variant: str) -> None:
+    """Every variant this CPU runs (built and loaded beside the default one) equals the
+    reference: forward, backward and recorded steps, and the no_grad inference path; H covers
+    full vectors and tails at widths 8 and 16."""
+    if variant not in kernel.supported_variants():
+        pytest.skip(f"torch reports {torch.backends.cpu.get_cpu_capability()}: no {variant}")
+    with kernel.use_variant(variant):
+        assert kernel.variant() == variant
+        assert kernel.vector_width(torch.float32) == VECTOR_WIDTH[variant]
+        assert kernel.vector_width(torch.float64) == VECTOR_WIDTH[variant] // 2
+        for kind, nonlinearity, dtype, H in (
+            ("lstm", "tanh", torch.float32, 16),
+            ("lstm", "tanh", torch.float32, 21),
+            ("lstm", "tanh", torch.float64, 13),
+            ("rnn", "tanh", torch.float32, 35),
+            ("rnn", "sigmoid", torch.float64, 8),
+            ("rnn", "relu", torch.float32, 19),
+        ):
+            torch.manual_seed(H)
+            layer = make(kind, nonlinearity, 3, H, dtype, num_layers=2)
+            x = 3 * torch.randn(7, 5, 3, dtype=dtype)  # saturating gates too
+            assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+            outs = []
+            for use_kernel in (True, False):
+                kernel.set_enabled(use_kernel)
+                layer.record = False
+                with torch.no_grad():
+                    outs.append(dict(zip(("out", "h_n"), layer(x), strict=True)))
+                layer.record = True
+            assert kernel.variant() == variant
+            assert_same(*outs, dtype)

@@ -333,6 +333,11 @@ def nonlinearities() -> list[str]:
     return list(_loaded().nonlinearities())
 
 
+def vector_width(dtype: torch.dtype = torch.float32) -> int:
+    """Lanes of the vectors the loaded variant runs: 16 float32 for avx512, 8 otherwise."""
+    return int(_loaded().vector_width(dtype == torch.float64))
+
+
 def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     """The kernel's lstm_local_factors over all steps: gates (T, B, 4H), cs (T+1, B, H) ->
     (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""

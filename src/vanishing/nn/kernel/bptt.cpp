@@ -566,6 +566,12 @@ std::tuple<Tensor, Tensor> lstm_local_factors_op(const Tensor& gates_in, const T
   return {dc_dh, dz};
 }
 
+// Lanes of the vectors this build runs (16 floats for the AVX-512 variant, 8 for AVX2 and
+// generic), so a test can tell which instructions a loaded variant executes.
+int64_t vector_width(bool float64) {
+  return float64 ? Vec<double>::size() : Vec<float>::size();
+}
+
 // The names of the kernel's nonlinearity table, for the test that holds it equal to Python's.
 std::vector<std::string> nonlinearities() {
   std::vector<std::string> names;
@@ -663,4 +669,5 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
       &gemm_time_op);
   m.def("lstm_local_factors(Tensor gates, Tensor cs) -> (Tensor, Tensor)", &lstm_local_factors_op);
   m.def("nonlinearities() -> str[]", &nonlinearities);
+  m.def("vector_width(bool float64) -> int", &vector_width);
 }
