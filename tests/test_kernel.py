@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -352,3 +353,67 @@ def test_each_variant_equals_reference(built: None, variant: str) -> None:
                 layer.record = True
             assert kernel.variant() == variant
             assert_same(*outs, dtype)
+
+
+@pytest.mark.parametrize("fused_input_max", [0, 1000], ids=["input_before_loop", "input_in_loop"])
+def test_lstm_input_term_before_or_in_the_loop_agree(built: None, fused_input_max: int) -> None:
+    """The LSTM forward's input term, one all-steps GEMM before the loop or the step GEMM
+    over [x_t, h_{t-1}] with the bias in the elementwise pass: both equal the reference
+    (with and without bias, packed, two threads with row blocks)."""
+    before = kernel.config("fused_input_max"), torch.get_num_threads()
+    kernel.config("fused_input_max", fused_input_max)
+    torch.set_num_threads(2)
+    try:
+        for dtype, bias in ((torch.float64, True), (torch.float32, False)):
+            torch.manual_seed(2)
+            layer = make("lstm", "tanh", 5, 11, dtype, bias=bias, num_layers=2)
+            x = torch.randn(6, 9, 5, dtype=dtype)
+            assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+            call = packed_call(layer, 6, [6, 6, 5, 5, 4, 3, 2, 2, 1])
+            packed = []
+            for use_kernel in (True, False):
+                kernel.set_enabled(use_kernel)
+                packed.append(forward_backward(layer, x, call=call, with_traces=True))
+            assert_same(*packed, dtype)
+    finally:
+        kernel.set_enabled(None)
+        kernel.config("fused_input_max", before[0])
+        torch.set_num_threads(before[1])
+
+
+def _anon_huge_kb(t: Tensor) -> int:
+    """AnonHugePages (kB) of this process's mapping that holds the first 2 MiB boundary in t
+    (madvise splits a mapping at the advised range)."""
+    page = 2 << 20
+    address = (t.data_ptr() + page - 1) // page * page
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            start, end = (int(v, 16) for v in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_large_buffers_get_huge_pages(built: None) -> None:
+    """A buffer of at least huge_page_bytes is advised to transparent huge pages (where the OS
+    runs them on request): first touch then maps 2 MiB pages, not 4 KiB ones; below the
+    threshold (or with the knob at 0) nothing is advised."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists() or "[never]" in thp.read_text():
+        pytest.skip("no transparent huge pages on this OS")
+    before = kernel.config("huge_page_bytes")
+    try:
+        big = kernel._new(torch.empty(0), 4 << 20)  # 16 MiB of float32
+        big.fill_(1.0)
+        assert _anon_huge_kb(big) >= 2048
+        if "[madvise]" in thp.read_text():  # only advised memory gets them
+            kernel.config("huge_page_bytes", 0)
+            plain = kernel._new(torch.empty(0), 4 << 20)
+            plain.fill_(1.0)
+            assert _anon_huge_kb(plain) == 0
+    finally:
+        kernel.config("huge_page_bytes", before)

@@ -2,10 +2,12 @@
 
 Same functions, signatures and cache dataclasses as the reference, so traces and everything
 else are unchanged; per step one GEMM and one fused, vectorised elementwise pass instead of a
-dozen torch calls. The all-steps GEMMs (input projection, weight gradients) stay in ATen. The
-batch rows are independent through a time loop, so each thread runs the whole loop on its own
-block of rows (`gemm.h`, RowBlocks). `lstm_inference` is the LSTM's forward without a cache,
-for calls that record nothing and need no gradient.
+dozen torch calls. The all-steps GEMMs (input projection, weight gradients) stay in ATen; an
+LSTM with a small input (I <= config 'fused_input_max') computes its input term in the step
+GEMM instead, over [x_t, h_{t-1}]. The batch rows are independent through a time loop, so each
+thread runs the whole loop on its own block of rows (`gemm.h`, RowBlocks). `lstm_inference`
+is the LSTM's forward without a cache, for calls that record nothing and need no gradient.
+Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
@@ -323,7 +325,9 @@ def config(key: str, value: int = -1) -> int:
     on its own block of at least this many batch rows (0: never); 'parallel_gemm_flops': a
     loop on one block whose per-step GEMM has fewer flops runs the BLAS on one thread (MKL);
     'elementwise_grain': batch rows of the elementwise pass run in parallel in chunks of at
-    least this many elements (one block only).
+    least this many elements (one block only); 'fused_input_max': the LSTM forward computes
+    the input term in its step GEMM when the input size is at most this; 'huge_page_bytes':
+    buffers of at least this many bytes are advised to transparent huge pages (0: never).
     """
     return int(_loaded().config(key, value))
 
@@ -345,28 +349,39 @@ def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     return dc_dh, dz
 
 
+def _new(like: Tensor, *shape: int) -> Tensor:
+    """An uninitialised buffer of like's dtype and device; a large one is backed by huge
+    pages where the OS allows (config 'huge_page_bytes')."""
+    t = like.new_empty(shape)
+    if t.nbytes >= 2 << 20:  # the C++ side compares with huge_page_bytes
+        _loaded().huge_pages(t)
+    return t
+
+
 def rnn_buffers(x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
     """hs (T+1, B, H): h0 at index 0, then W_in x_t + b for every step, which the time loop
     overwrites with h_t."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    hs = _new(x, T + 1, B, H)  # (T+1, B, H)
     hs[0] = h0
     project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
     return hs
 
 
 def lstm_buffers(
-    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None
+    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None, project: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b."""
+    """hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b (if
+    project, else uninitialised: the loop computes the input term)."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
-    cs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    hs = _new(x, T + 1, B, H)  # (T+1, B, H)
+    cs = _new(x, T + 1, B, H)  # (T+1, B, H)
     hs[0], cs[0] = h0, c0
-    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)  # (T, B, 4H)
-    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    gates = _new(x, T, B, 4 * H)  # (T, B, 4H)
+    if project:
+        project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
     return hs, cs, gates
 
 
@@ -439,8 +454,8 @@ def _rnn_backward_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     T, B, _ = x.shape
     H = W_hh.shape[0]
-    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
-    dz = hs.new_empty((T, B, H))  # (T, B, H) dL/dz_t
+    dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
+    dz = _new(hs, T, B, H)  # (T, B, H) dL/dz_t
     dh0 = _loaded().rnn_backward(
         dout.contiguous(), dh_n, hs, W_hh.contiguous(), nonlinearity, dh, dz, batch_sizes
     )
@@ -468,10 +483,16 @@ def _lstm_forward_impl(
     b: Tensor | None,
     batch_sizes: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
+    ops = _loaded()
+    # a small input: its term comes from the step GEMM over [x_t, h_{t-1}] (bptt.cpp InputTerm)
+    fused = x.shape[2] <= ops.config("fused_input_max", -1)
+    hs, cs, gates = lstm_buffers(
+        x, h0, c0, W_ih, b, project=not fused
+    )  # (T+1, B, H) x 2, (T, B, 4H)
     # the time loop, rows :batch_sizes[t] of step t (the loop zeroes the ended rows);
     # gates -> [i, f, g, o]
-    _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes)
+    inputs = (x.contiguous(), W_ih.contiguous(), b) if fused else (None, None, None)
+    ops.lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes, *inputs)
     return hs, cs, gates
 
 
@@ -501,9 +522,9 @@ def _lstm_backward_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
-    dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
-    dz = hs.new_empty((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
+    dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
+    dc = _new(hs, T, B, H)  # (T, B, H) dL/dc_t
+    dz = _new(hs, T, B, 4 * H)  # (T, B, 4H) dL/dz_t
     dh0, dc0 = _loaded().lstm_backward(
         dout.contiguous(), dh_n, dc_n, cs, gates, W_hh.contiguous(), dh, dc, dz, batch_sizes
     )

@@ -80,6 +80,12 @@ struct Blas {
   std::atomic<int64_t> elementwise_grain{32768};
   // RowBlocks: each thread takes a block of at least this many rows (0: never split).
   std::atomic<int64_t> split_rows{4};
+  // The LSTM forward computes the input term in its step GEMM (InputTerm in bptt.cpp) when
+  // the input size is at most this (else one all-steps GEMM before the loop).
+  std::atomic<int64_t> fused_input_max{64};
+  // Buffers of at least this many bytes are backed by transparent huge pages where the
+  // kernel allows it (madvise; 0: never), see huge_pages in bptt.cpp.
+  std::atomic<int64_t> huge_page_bytes{4 << 20};
 
   Blas() {
     // libtorch_cpu is loaded (we link against it); its BLAS (MKL in the x86 wheels) is
