@@ -216,6 +216,27 @@ inline LocalFactors<scalar_t> lstm_local_factors(const Vec<scalar_t>& i, const V
 }
 
 // ---------------------------------------------------------------------------------------
+// One LSTM cell update for units j .. j+m-1 (m <= Vec::size()) of one sequence, from its
+// pre-activations z (4H) [z_i, z_f, z_g, z_o], a bias b (4H) and c_prev (H):
+//   i, f, o = sigma(z_. + b_.)   g = tanh(z_g + b_g)   c = f c_prev + i g   h = o tanh(c)
+
+template <typename scalar_t>
+struct CellStep {
+  Vec<scalar_t> i, f, g, o, c, h;
+};
+
+template <typename scalar_t>
+inline CellStep<scalar_t> lstm_cell(const scalar_t* z, const scalar_t* b, const scalar_t* c_prev,
+                                    int64_t H, int64_t j, int64_t m) {
+  const auto i = sigmoid(load(z + j, m) + load(b + j, m));
+  const auto f = sigmoid(load(z + H + j, m) + load(b + H + j, m));
+  const auto g = tanh(load(z + 2 * H + j, m) + load(b + 2 * H + j, m));
+  const auto o = sigmoid(load(z + 3 * H + j, m) + load(b + 3 * H + j, m));
+  const auto c = f * load(c_prev + j, m) + i * g;
+  return {i, f, g, o, c, o * tanh(c)};
+}
+
+// ---------------------------------------------------------------------------------------
 // LSTM forward, t = 1 .. T:
 //   [z_i, z_f, z_g, z_o] = (W_ih x_t + b) + h_{t-1} W_hh^T        gates_t (B, 4H)
 //   i = sigma(z_i)  f = sigma(z_f)  g = tanh(z_g)  o = sigma(z_o)  (written over gates_t)
@@ -271,21 +292,16 @@ void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh
         step_gemm(n - b0, h_prev + b0 * H, z_t + b0 * G, true);  // z_t += h_{t-1} W_hh^T
       }
       over_batch(b0, n, G, [&](int64_t b) {
-        scalar_t* zi = z_t + b * G;
-        scalar_t *zf = zi + H, *zg = zi + 2 * H, *zo = zi + 3 * H;
+        scalar_t* zb = z_t + b * G;  // (4H) [z_i, z_f, z_g, z_o], then [i, f, g, o]
         const scalar_t* cp = c_prev + b * H;
         scalar_t *cb = c_t + b * H, *hb = h_t + b * H;
         scalar_t* h_next = fused ? xh.data() + (b - b0) * K + I : nullptr;  // h_t for t+1
         over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
-          auto i = sigmoid(load(zi + j, m) + load(bias + j, m));
-          auto f = sigmoid(load(zf + j, m) + load(bias + H + j, m));
-          auto g = tanh(load(zg + j, m) + load(bias + 2 * H + j, m));
-          auto o = sigmoid(load(zo + j, m) + load(bias + 3 * H + j, m));
-          auto c_new = f * load(cp + j, m) + i * g;
-          auto h_new = o * tanh(c_new);
-          store(i, zi + j, m), store(f, zf + j, m), store(g, zg + j, m), store(o, zo + j, m);
-          store(c_new, cb + j, m), store(h_new, hb + j, m);
-          if (h_next != nullptr) store(h_new, h_next + j, m);
+          const auto s = lstm_cell(zb, bias, cp, H, j, m);
+          store(s.i, zb + j, m), store(s.f, zb + H + j, m);
+          store(s.g, zb + 2 * H + j, m), store(s.o, zb + 3 * H + j, m);
+          store(s.c, cb + j, m), store(s.h, hb + j, m);
+          if (h_next != nullptr) store(s.h, h_next + j, m);
         });
       });
       zero_ended(z_t, n, b1, G), zero_ended(h_t, n, b1, H), zero_ended(c_t, n, b1, H);
@@ -322,17 +338,11 @@ void lstm_inference_loop(const Tensor& x, const Tensor& W_cat, const Tensor& bia
       for (int64_t b = b0; b < n; ++b) std::copy(x_t + b * I, x_t + (b + 1) * I, xh + b * K);
       xh_W_catT(n - b0, xh + b0 * K, z + b0 * G, false);  // z_t = [x_t, h_{t-1}] W_cat^T
       over_batch(b0, n, G, [&](int64_t b) {
-        const scalar_t* zi = z + b * G;
-        const scalar_t *zf = zi + H, *zg = zi + 2 * H, *zo = zi + 3 * H;
+        const scalar_t* zb = z + b * G;  // (4H) [z_i, z_f, z_g, z_o] without the bias
         scalar_t *cb = c + b * H, *hb = h_t + b * H, *h_next = xh + b * K + I;
         over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
-          auto i = sigmoid(load(zi + j, m) + load(b_p + j, m));
-          auto f = sigmoid(load(zf + j, m) + load(b_p + H + j, m));
-          auto g = tanh(load(zg + j, m) + load(b_p + 2 * H + j, m));
-          auto o = sigmoid(load(zo + j, m) + load(b_p + 3 * H + j, m));
-          auto c_new = f * load(cb + j, m) + i * g;
-          auto h_new = o * tanh(c_new);
-          store(c_new, cb + j, m), store(h_new, hb + j, m), store(h_new, h_next + j, m);
+          const auto s = lstm_cell(zb, b_p, cb, H, j, m);
+          store(s.c, cb + j, m), store(s.h, hb + j, m), store(s.h, h_next + j, m);
         });
       });
       zero_ended(h_t, n, b1, H);
