@@ -1,20 +1,21 @@
-"""Forward + backward speed of vanishing.LSTM / vanishing.RNN against torch.nn, in one process.
+"""Speed of vanishing.LSTM / vanishing.RNN against torch.nn, in one process: forward +
+backward, and the forward under torch.no_grad() (inference).
 
     .venv/bin/python benchmarks/layers.py          # `make bench`; writes docs/performance.md
     .venv/bin/python benchmarks/layers.py --quick  # fewer repeats, no file written
 
 Every contender runs the same float32 batch with the machine's threads; the repeats are
 interleaved (one run of each contender per round, in rotating order) and the median is
-reported. Loss: the sum of
-the output sequence, so every step receives a gradient. Recording keeps h_t, c_t, the gates and
-dL/dh_t, dL/dc_t of every step. The `LSTMCell + hooks` row is PyTorch's answer to per-step
-gradients: a Python loop over nn.LSTMCell with retain_grad() on every h_t and c_t.
+reported. Loss: the sum of the output sequence, so every step receives a gradient. Recording
+keeps h_t, c_t, the gates and dL/dh_t, dL/dc_t of every step (under no_grad: h_t, c_t and the
+gates). The `LSTMCell + hooks` row is PyTorch's answer to per-step gradients: a Python loop
+over nn.LSTMCell with retain_grad() on every h_t and c_t. The header names the machine
+(benchmarks/machine.py): timings compare within one table only.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,11 +24,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from machine import describe, gemm_peaks
 from torch import nn
 
 import vanishing
 
-SIZES = [(64, 200, 8, 128), (16, 1000, 1, 16), (64, 1000, 2, 32), (256, 100, 32, 256)]
+SIZES = [
+    (64, 200, 8, 128),
+    (16, 1000, 1, 16),
+    (64, 1000, 2, 32),
+    (256, 100, 32, 256),
+    (64, 100, 2, 64),
+]
+NO_GRAD_SIZES = [(1000, 100, 2, 64)]  # the forward alone, as an evaluation on 1,000 sequences
 MEMORY_SIZE = (16, 100_000, 1, 16)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +63,14 @@ def fwd_bwd(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
         model.zero_grad(set_to_none=True)
         out, _ = model(x)
         out.sum().backward()
+
+    return run
+
+
+def no_grad_forward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad():
+            model(x)
 
     return run
 
@@ -107,19 +124,15 @@ def median_ms(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, fl
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
-def gemm_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    ms = median_ms({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
-    return 2 * n**3 / (ms * 1e-3) / 1e9
-
-
-def flops(kind: str, B: int, T: int, I: int, H: int) -> float:
-    """GEMM flops of forward + backward: 3x the forward's 2 T B G (I + H), G = gate rows."""
+def flops(kind: str, B: int, T: int, I: int, H: int, backward: bool = True) -> float:
+    """GEMM flops of the forward, 2 T B G (I + H) (G = gate rows), x 3 with the backward."""
     G = 4 * H if kind == "LSTM" else H
-    return 3 * 2 * T * B * G * (I + H)
+    return (3 if backward else 1) * 2 * T * B * G * (I + H)
 
 
-def contenders(kind: str, size: tuple[int, int, int, int], cell: bool, paths: list[str]) -> dict:
+def contenders(
+    kind: str, size: tuple[int, int, int, int], cell: bool, paths: list[str], backward: bool
+) -> dict:
     B, T, I, H = size
     torch.manual_seed(0)
     x = torch.randn(T, B, I)
@@ -130,11 +143,12 @@ def contenders(kind: str, size: tuple[int, int, int, int], cell: bool, paths: li
     ours.load_state_dict(ref.state_dict())
     recorded = type(ours)(I, H, record=True)
     recorded.load_state_dict(ref.state_dict())
-    runs = {f"torch.nn.{kind}": fwd_bwd(ref, x)}
-    for path in paths:
-        runs[f"vanishing ({path})"] = with_path(path, fwd_bwd(ours, x))
-        runs[f"vanishing ({path}, recording)"] = with_path(path, fwd_bwd(recorded, x))
-    if cell:
+    timed = fwd_bwd if backward else no_grad_forward
+    runs = {f"torch.nn.{kind}": timed(ref, x)}
+    for path in paths if backward else paths[:1]:  # no_grad: the kernel's inference path
+        runs[f"vanishing ({path})"] = with_path(path, timed(ours, x))
+        runs[f"vanishing ({path}, recording)"] = with_path(path, timed(recorded, x))
+    if cell and backward:
         cell_module = nn.LSTMCell(I, H) if kind == "LSTM" else nn.RNNCell(I, H)
         runs[f"{kind}Cell loop + hooks"] = cell_loop(cell_module, x, kind == "LSTM")
     return runs
@@ -170,21 +184,25 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
     sizes = SIZES[:2] if args.quick else SIZES
-    peak = gemm_peak_gflops()
+    peaks = gemm_peaks()
+    peak = max(peaks.values())
     paths = kernel_paths()
     lines = [
-        "| layer | (B, T, I, H) | implementation | ms | x torch | GFLOP/s | % GEMM peak |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| layer | (B, T, I, H) | pass | implementation | ms | x torch | GFLOP/s "
+        "| % fastest GEMM |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for kind in ("LSTM", "RNN"):
-        for size in sizes:
+        cases = [(size, True) for size in sizes] + [(size, False) for size in NO_GRAD_SIZES]
+        for size, backward in cases:
             cell = size[1] <= 1000 and size[3] <= 128
-            ms = median_ms(contenders(kind, size, cell, paths), repeats)
+            ms = median_ms(contenders(kind, size, cell, paths, backward), repeats)
             base = ms[f"torch.nn.{kind}"]
-            gf = flops(kind, *size) / 1e9
+            gf = flops(kind, *size, backward=backward) / 1e9
+            step = "forward + backward" if backward else "no_grad forward"
             for name, t in ms.items():
                 row = (
-                    f"| {kind} | {size} | {name} | {t:.1f} | {t / base:.2f} | "
+                    f"| {kind} | {size} | {step} | {name} | {t:.1f} | {t / base:.2f} | "
                     f"{gf / (t * 1e-3):.1f} | {100 * gf / (t * 1e-3) / peak:.0f} |"
                 )
                 lines.append(row)
@@ -200,10 +218,9 @@ def main() -> None:
             print(memory[-1], flush=True)
     header = (
         "Measured with `make bench` (`.venv/bin/python benchmarks/layers.py`): "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, float32, forward + backward "
-        f"of a sum-of-outputs loss, median of {repeats} interleaved runs. GEMM peak "
-        f"(1024 x 1024 float32 torch.mm): {peak:.0f} GFLOP/s."
+        f"{describe(peaks)}. Float32, median of {repeats} interleaved runs; forward + "
+        "backward of a sum-of-outputs loss, or the forward under torch.no_grad(); "
+        "% fastest GEMM: GFLOP/s over the fastest of those GEMM peaks."
     )
     print(header)
     if not args.quick:

@@ -16,6 +16,7 @@ import argparse
 import time
 
 import torch
+from machine import describe
 from torch import nn
 
 import vanishing
@@ -72,7 +73,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights and data seed")
     parser.add_argument("--max-steps", type=int, default=10_000, help="give up after this")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, target MSE {TARGET_MSE}")
+    print(f"{describe()}; target MSE {TARGET_MSE}")
     print("| T | model | steps to MSE < 0.01 | wall seconds | x torch |")
     print("|---:|---|---:|---:|---:|")
     for T in args.T:

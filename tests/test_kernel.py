@@ -7,8 +7,10 @@ recorded per-step tensor: float64 to 1e-12, float32 to 1e-5.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -168,20 +170,86 @@ def test_unbatched_and_expanded_gradient(built: None, kind: str, dtype: torch.dt
     assert_same(*results, dtype)
 
 
-def test_gemm_backends_agree(built: None) -> None:
-    """The per-step GEMM through BLAS directly and through ATen give the same results."""
-    torch.manual_seed(1)
-    layer = make("lstm", "tanh", 2, 9, torch.float64)
-    x = torch.randn(6, 3, 2, dtype=torch.float64)
-    before = kernel.config("blas")
+@pytest.fixture
+def knobs() -> Iterator[None]:
+    """Two threads (the suite runs on one; row blocks need two), the kernel's GEMM and
+    split_rows restored after the test."""
+    threads, before = torch.get_num_threads(), {k: kernel.config(k) for k in ("gemm", "split_rows")}
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+    kernel.set_enabled(None)
+    for key, value in before.items():
+        kernel.config(key, value)
+
+
+@pytest.mark.parametrize("split_rows", [0, 1, 4], ids=lambda n: f"split{n}")
+@pytest.mark.parametrize("gemm", list(kernel.GEMMS))
+def test_gemm_backends_and_row_blocks_agree(built: None, knobs: None, gemm: str, split_rows: int):
+    """Every per-step GEMM backend (the ones this process lacks fall back to the BLAS), on one
+    block of rows or one per thread (B = 9: blocks of 5 and 4 rows), equals the reference."""
+    kernel.config("gemm", kernel.GEMMS[gemm])
+    kernel.config("split_rows", split_rows)
+    if gemm != "auto" and kernel._loaded().gemm_available(kernel.GEMMS[gemm]):
+        assert kernel.gemm_in_use(9, 36, 9) == gemm  # forced: the loops run it (oneDNN too)
+    for kind, dtype in (("lstm", torch.float32), ("rnn", torch.float32), ("lstm", torch.float64)):
+        torch.manual_seed(1)
+        layer = make(kind, "tanh", 2, 9, dtype, bidirectional=True)
+        x = torch.randn(6, 9, 2, dtype=dtype)
+        assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+        call = packed_call(layer, 6, [6, 6, 5, 5, 4, 3, 2, 2, 1])  # some blocks end early
+        packed = []
+        for use_kernel in (True, False):
+            kernel.set_enabled(use_kernel)
+            packed.append(forward_backward(layer, x, call=call, with_traces=True))
+        assert_same(*packed, dtype)
+
+
+def test_onednn_missing_falls_back_to_blas(built: None, knobs: None) -> None:
+    """oneDNN's operator is private: where the lookup fails, the GEMM choice leaves it out and
+    a loop asked to use it takes the BLAS (results still equal the reference)."""
+    ops = kernel._loaded()
     try:
-        results = []
-        for backend in (0, 1):
-            kernel.config("blas", backend)
-            results.append(run(layer, x, None, use_kernel=True, seed=0))
+        assert not ops.find_onednn("mkldnn::_no_such_operator")
+        assert "onednn" not in {name for p in kernel._measure_gemms(ops) for name in p["us"]}
+        kernel.config("gemm", kernel.GEMMS["onednn"])
+        assert kernel.gemm_in_use(64, 256, 64) == "blas"
+        layer = make("lstm", "tanh", 2, 9, torch.float32)
+        x = torch.randn(6, 9, 2)
+        assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), torch.float32)
     finally:
-        kernel.config("blas", before)
-    assert_same(*results, torch.float64)
+        ops.find_onednn(kernel.ONEDNN_OP)
+
+
+@pytest.mark.parametrize("gemm", ["onednn", "blas"])
+def test_forced_gemm_is_the_one_that_runs(built: None, knobs: None, gemm: str) -> None:
+    """Forced to oneDNN, every step's GEMM is a call of its operator (seen by the profiler:
+    T forward and T backward, T more under no_grad); forced to the BLAS, none is."""
+    if not kernel._loaded().gemm_available(kernel.GEMMS[gemm]):
+        pytest.skip(f"this torch build has no {gemm}")
+    kernel.config("gemm", kernel.GEMMS[gemm])
+    kernel.config("split_rows", 0)
+    layer = make("lstm", "tanh", 2, 9, torch.float32)
+    x = torch.randn(6, 9, 2)
+    with torch.profiler.profile() as profiler:
+        layer(x)[0].sum().backward()
+        with torch.no_grad():
+            layer.record = False
+            layer(x)
+    calls = sum(e.count for e in profiler.key_averages() if e.key == kernel.ONEDNN_OP)
+    assert calls == (3 * 6 if gemm == "onednn" else 0)
+
+
+def test_gemm_choice_is_measured(built: None) -> None:
+    """The load-time measurement covers every grid size and chooses one backend per size."""
+    choice = kernel.gemm_choice()
+    if os.environ.get("VANISHING_GEMM", "auto") != "auto":
+        assert choice == []
+        return
+    assert [(p["rows"], p["H"]) for p in choice] == list(kernel.GEMM_GRID)
+    for p in choice:
+        assert "blas" in p["us"] and p["chosen"] in p["us"]
+        assert all(us > 0 for us in p["us"].values())
 
 
 def test_environment_variable_forces_reference(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,3 +305,115 @@ def test_kernel_local_factors_are_pythons(built: None, dtype: torch.dtype) -> No
     python = lstm_local_factors(gates, cs[:-1], cs[1:])
     for a, b in zip(ours, python, strict=True):
         torch.testing.assert_close(a, b, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+# Lanes of a float32 vector in each variant's build (ATen's Vectorized at that capability).
+VECTOR_WIDTH = {"avx512": 16, "avx2": 8, "generic": 8}
+
+
+def test_variants_follow_torchs_cpu_capability() -> None:
+    """The default is the widest variant whose instructions torch itself runs here."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    expected = {"AVX512": ["avx512", "avx2", "generic"], "AVX2": ["avx2", "generic"]}
+    assert kernel.supported_variants() == expected.get(capability, ["generic"])
+    assert kernel.default_variant() == kernel.supported_variants()[0]
+    names = {kernel.library_name(v) for v in kernel.VARIANTS}
+    assert len(names) == len(kernel.VARIANTS) and all(v in kernel.library_name(v) for v in names)
+
+
+@pytest.mark.parametrize("variant", list(kernel.VARIANTS))
+def test_each_variant_equals_reference(built: None, variant: str) -> None:
+    """Every variant this CPU runs (built and loaded beside the default one) equals the
+    reference: forward, backward and recorded steps, and the no_grad inference path; H covers
+    full vectors and tails at widths 8 and 16."""
+    if variant not in kernel.supported_variants():
+        pytest.skip(f"torch reports {torch.backends.cpu.get_cpu_capability()}: no {variant}")
+    with kernel.use_variant(variant):
+        assert kernel.variant() == variant
+        assert kernel.vector_width(torch.float32) == VECTOR_WIDTH[variant]
+        assert kernel.vector_width(torch.float64) == VECTOR_WIDTH[variant] // 2
+        for kind, nonlinearity, dtype, H in (
+            ("lstm", "tanh", torch.float32, 16),
+            ("lstm", "tanh", torch.float32, 21),
+            ("lstm", "tanh", torch.float64, 13),
+            ("rnn", "tanh", torch.float32, 35),
+            ("rnn", "sigmoid", torch.float64, 8),
+            ("rnn", "relu", torch.float32, 19),
+        ):
+            torch.manual_seed(H)
+            layer = make(kind, nonlinearity, 3, H, dtype, num_layers=2)
+            x = 3 * torch.randn(7, 5, 3, dtype=dtype)  # saturating gates too
+            assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+            outs = []
+            for use_kernel in (True, False):
+                kernel.set_enabled(use_kernel)
+                layer.record = False
+                with torch.no_grad():
+                    outs.append(dict(zip(("out", "h_n"), layer(x), strict=True)))
+                layer.record = True
+            assert kernel.variant() == variant
+            assert_same(*outs, dtype)
+
+
+@pytest.mark.parametrize("fused_input_max", [0, 1000], ids=["input_before_loop", "input_in_loop"])
+def test_lstm_input_term_before_or_in_the_loop_agree(built: None, fused_input_max: int) -> None:
+    """The LSTM forward's input term, one all-steps GEMM before the loop or the step GEMM
+    over [x_t, h_{t-1}] with the bias in the elementwise pass: both equal the reference
+    (with and without bias, packed, two threads with row blocks)."""
+    before = kernel.config("fused_input_max"), torch.get_num_threads()
+    kernel.config("fused_input_max", fused_input_max)
+    torch.set_num_threads(2)
+    try:
+        for dtype, bias in ((torch.float64, True), (torch.float32, False)):
+            torch.manual_seed(2)
+            layer = make("lstm", "tanh", 5, 11, dtype, bias=bias, num_layers=2)
+            x = torch.randn(6, 9, 5, dtype=dtype)
+            assert_same(run(layer, x, None, True, 0), run(layer, x, None, False, 0), dtype)
+            call = packed_call(layer, 6, [6, 6, 5, 5, 4, 3, 2, 2, 1])
+            packed = []
+            for use_kernel in (True, False):
+                kernel.set_enabled(use_kernel)
+                packed.append(forward_backward(layer, x, call=call, with_traces=True))
+            assert_same(*packed, dtype)
+    finally:
+        kernel.set_enabled(None)
+        kernel.config("fused_input_max", before[0])
+        torch.set_num_threads(before[1])
+
+
+def _anon_huge_kb(t: Tensor) -> int:
+    """AnonHugePages (kB) of this process's mapping that holds the first 2 MiB boundary in t
+    (madvise splits a mapping at the advised range)."""
+    page = 2 << 20
+    address = (t.data_ptr() + page - 1) // page * page
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            start, end = (int(v, 16) for v in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_large_buffers_get_huge_pages(built: None) -> None:
+    """A buffer of at least huge_page_bytes is advised to transparent huge pages (where the OS
+    runs them on request): first touch then maps 2 MiB pages, not 4 KiB ones; below the
+    threshold (or with the knob at 0) nothing is advised."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists() or "[never]" in thp.read_text():
+        pytest.skip("no transparent huge pages on this OS")
+    before = kernel.config("huge_page_bytes")
+    try:
+        big = kernel._new(torch.empty(0), 4 << 20)  # 16 MiB of float32
+        big.fill_(1.0)
+        assert _anon_huge_kb(big) >= 2048
+        if "[madvise]" in thp.read_text():  # only advised memory gets them
+            kernel.config("huge_page_bytes", 0)
+            plain = kernel._new(torch.empty(0), 4 << 20)
+            plain.fill_(1.0)
+            assert _anon_huge_kb(plain) == 0
+    finally:
+        kernel.config("huge_page_bytes", before)

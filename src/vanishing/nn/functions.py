@@ -17,7 +17,14 @@ Double backward: when a graph of the gradient is asked for (create_graph=True, g
 torch.func.grad), grad mode is on inside backward; backward then recomputes the forward with
 the reference (`rnn.py`, `lstm.py`) and runs its backward, both plain differentiable torch
 ops, so autograd can differentiate the hand-derived gradient itself. Otherwise backward runs
-where forward ran (kernel or reference), without building a graph.
+where forward ran (kernel or reference), without building a graph. Backward computes only
+the gradients autograd will use (ctx.needs_input_grad, narrowed by `_will_use` under
+torch.autograd.grad): a replay for dL/dh_t alone skips the weight-gradient GEMMs.
+
+`rnn_layer` and `lstm_layer` are what the layers call: the Functions, or, when nothing needs
+a gradient and nothing is recorded (torch.no_grad / inference_mode, no recorder, no
+torch.func transform, not compiling), the kernel's forward alone: no autograd node, no cache
+kept (`kernel.lstm_inference` for the LSTM).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from torch import Tensor
 from vanishing.nn import kernel, lstm, rnn
 from vanishing.nn.lstm import LSTMCache
 from vanishing.nn.packing import final_state
+from vanishing.nn.projection import Needed
 from vanishing.nn.rnn import RNNCache
 from vanishing.nn.trace import Recorder
 
@@ -47,6 +55,25 @@ def _bias(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
 def _materialize(grad: Tensor | None, like: Tensor) -> Tensor:
     """An output's gradient, zeros where the loss does not depend on that output."""
     return torch.zeros_like(like) if grad is None else grad
+
+
+def _will_use(ctx: Any) -> list[bool]:
+    """ctx.needs_input_grad, narrowed to the gradients this backward pass will deliver: under
+    torch.autograd.grad(outputs, inputs) the engine runs only the paths to `inputs`, so a
+    weight that is not among them needs no gradient (torch._C._will_engine_execute_node, a
+    private function: where it is missing or cannot tell, the gradient is computed)."""
+    needs = list(ctx.needs_input_grad)
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    edges = getattr(ctx, "next_functions", None)  # one per tensor input, in order
+    if will_execute is None or edges is None or len(edges) != len(ctx.tensor_inputs):
+        return needs
+    for edge, k in zip(edges, ctx.tensor_inputs, strict=True):
+        if needs[k] and edge[0] is not None:
+            try:
+                needs[k] = bool(will_execute(edge[0]))
+            except RuntimeError:  # a leaf asked for by autograd.grad: needed
+                pass
+    return needs
 
 
 def _loop_vmap(function: Any, info: Any, in_dims: tuple, *args: Any) -> tuple[Any, Any]:
@@ -99,6 +126,7 @@ class RNNFunction(torch.autograd.Function):
         hs, _ = output
         ctx.save_for_backward(x, h0, W_ih, W_hh, b_ih, b_hh, hs, batch_sizes)
         ctx.nonlinearity, ctx.recorder = nonlinearity, recorder
+        ctx.tensor_inputs = [k for k, a in enumerate(inputs) if isinstance(a, Tensor)]
         ctx.kernel = kernel.supports(x)
         ctx.set_materialize_grads(False)
 
@@ -106,14 +134,15 @@ class RNNFunction(torch.autograd.Function):
     def backward(ctx: Any, dhs: Tensor | None, dh_n: Tensor | None) -> tuple[Tensor | None, ...]:
         x, h0, W_ih, W_hh, b_ih, b_hh, hs, batch_sizes = ctx.saved_tensors
         dout, dh_n = _materialize(dhs, hs)[1:], _materialize(dh_n, h0)
-        need_dx = ctx.needs_input_grad[0]
+        x_, _, W_ih_, W_hh_, b_ih_, b_hh_ = _will_use(ctx)[:6]
+        needed = Needed(x_, W_ih_, W_hh_, b_ih_ or b_hh_)
         if torch.is_grad_enabled():  # a graph of the gradient: the differentiable reference
             b = _bias(b_ih, b_hh)
             _, cache = rnn.rnn_forward(x, h0, W_ih, W_hh, b, ctx.nonlinearity, batch_sizes)
-            grads = rnn.rnn_backward(dout, dh_n, cache, need_dx)
+            grads = rnn.rnn_backward(dout, dh_n, cache, needed)
         else:
             cache = RNNCache(x, hs, W_ih, W_hh, ctx.nonlinearity, batch_sizes)
-            grads = (kernel if ctx.kernel else rnn).rnn_backward(dout, dh_n, cache, need_dx)
+            grads = (kernel if ctx.kernel else rnn).rnn_backward(dout, dh_n, cache, needed)
         dx, dh0, dW_ih, dW_hh, db, dh = grads
         if ctx.recorder is not None:
             ctx.recorder.backward(dh, None)
@@ -162,6 +191,7 @@ class LSTMFunction(torch.autograd.Function):
             x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, hs, cs, gates, ms, batch_sizes
         )
         ctx.recorder = recorder
+        ctx.tensor_inputs = [k for k, a in enumerate(inputs) if isinstance(a, Tensor)]
         ctx.kernel = kernel.supports(x, W_hr is not None)
         ctx.set_materialize_grads(False)  # cs, gates, ms never receive a gradient
 
@@ -172,15 +202,16 @@ class LSTMFunction(torch.autograd.Function):
         x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, hs, cs, gates, ms, batch_sizes = ctx.saved_tensors
         dout = _materialize(dhs, hs)[1:]
         dh_n, dc_n = _materialize(dh_n, h0), _materialize(dc_n, c0)
-        need_dx = ctx.needs_input_grad[0]
+        x_, _, _, W_ih_, W_hh_, b_ih_, b_hh_, W_hr_ = _will_use(ctx)[:8]
+        needed = Needed(x_, W_ih_, W_hh_, b_ih_ or b_hh_, W_hr_)
         if torch.is_grad_enabled():  # a graph of the gradient: the differentiable reference
             b = _bias(b_ih, b_hh)
             _, _, cache = lstm.lstm_forward(x, h0, c0, W_ih, W_hh, b, W_hr, batch_sizes)
-            grads = lstm.lstm_backward(dout, dh_n, dc_n, cache, need_dx)
+            grads = lstm.lstm_backward(dout, dh_n, dc_n, cache, needed)
         else:
             cache = LSTMCache(x, hs, cs, gates, ms, W_ih, W_hh, W_hr, batch_sizes)
             impl = kernel if ctx.kernel else lstm
-            grads = impl.lstm_backward(dout, dh_n, dc_n, cache, need_dx)
+            grads = impl.lstm_backward(dout, dh_n, dc_n, cache, needed)
         dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr, dh, dc = grads
         if ctx.recorder is not None:
             ctx.recorder.backward(dh, dc)
@@ -190,6 +221,65 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def vmap(info: Any, in_dims: tuple, *args: Any) -> tuple[Any, Any]:
         return _loop_vmap(LSTMFunction, info, in_dims, *args)
+
+
+def _inference(x: Tensor, recorder: Recorder | None, projection: bool = False) -> bool:
+    """True if a call may skip autograd and the cache: no gradient, nothing recorded, no
+    torch.func transform or compilation around it, the kernel supports x."""
+    return (
+        recorder is None
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not torch._C._are_functorch_transforms_active()
+        and kernel.supports(x, projection)
+    )
+
+
+def rnn_layer(
+    x: Tensor,
+    h0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    nonlinearity: str,
+    batch_sizes: Tensor | None,
+    lengths: Tensor | None,
+    recorder: Recorder | None,
+) -> tuple[Tensor, Tensor]:
+    """One layer and direction: (output (T, B, H), h_n (B, H)), through RNNFunction or, when
+    nothing needs a gradient or a recording, the kernel's forward alone."""
+    if _inference(x, recorder):
+        b = _bias(b_ih, b_hh)
+        hs, _ = kernel.rnn_forward(x, h0, W_ih, W_hh, b, nonlinearity, batch_sizes)
+        return hs[1:], final_state(hs, lengths)
+    hs, h_n = RNNFunction.apply(
+        x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity, batch_sizes, lengths, recorder
+    )
+    return hs[1:], h_n
+
+
+def lstm_layer(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    W_hr: Tensor | None,
+    batch_sizes: Tensor | None,
+    lengths: Tensor | None,
+    recorder: Recorder | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One layer and direction: (output (T, B, P), h_n (B, P), c_n (B, H)), through
+    LSTMFunction or, when nothing needs a gradient or a recording, kernel.lstm_inference."""
+    if _inference(x, recorder, W_hr is not None):
+        return kernel.lstm_inference(x, h0, c0, W_ih, W_hh, _bias(b_ih, b_hh), batch_sizes)
+    hs, h_n, c_n, *_ = LSTMFunction.apply(
+        x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr, batch_sizes, lengths, recorder
+    )
+    return hs[1:], h_n, c_n
 
 
 # Function.apply binds its arguments to forward's signature on every call (for setup_context);

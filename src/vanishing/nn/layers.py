@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.nn.activations import nonlinearity as lookup_nonlinearity
-from vanishing.nn.functions import LSTMFunction, RNNFunction
+from vanishing.nn.functions import lstm_layer, rnn_layer
 from vanishing.nn.naming import PARAMETERS, flip_time, suffix
 from vanishing.nn.packing import Packing, pack, unpack
 from vanishing.nn.trace import Recorder, Trace
@@ -255,9 +255,10 @@ class RecurrentBase(nn.Module):
                 x = self._dropout(x, packing)
         if traces is not None:
             self._keep_traces(traces)
-        if self.num_directions == 1 and packing is None:
+        if self.num_directions == 1 and packing is None and torch.is_grad_enabled():
             # A Function's output that is a view of its buffers cannot be modified in place
-            # (autograd refuses); the user may (`out += x`), as with torch.nn. One copy.
+            # (autograd refuses); the user may (`out += x`), as with torch.nn. One copy
+            # (not needed without autograd: no_grad outputs are plain tensors).
             x = x.clone()
         return x, [torch.stack(f) for f in finals]
 
@@ -359,10 +360,9 @@ class RNN(RecurrentBase):
     def _run_direction(self, x, states, weights, packing, recorder):  # noqa: ANN001, ANN202
         """One layer and direction: (output (T, B, H), h_n (B, H))."""
         batch_sizes, lengths = _packing_args(packing)
-        hs, h_n = RNNFunction.apply(
+        return rnn_layer(
             x, states[0], *weights[:4], self.nonlinearity, batch_sizes, lengths, recorder
         )
-        return hs[1:], h_n
 
     def forward(
         self, input: Tensor | PackedSequence, hx: Tensor | None = None
@@ -439,10 +439,7 @@ class LSTM(RecurrentBase):
     def _run_direction(self, x, states, weights, packing, recorder):  # noqa: ANN001, ANN202
         """One layer and direction: (output (T, B, P), h_n (B, P), c_n (B, H))."""
         batch_sizes, lengths = _packing_args(packing)
-        hs, h_n, c_n, *_ = LSTMFunction.apply(
-            x, states[0], states[1], *weights, batch_sizes, lengths, recorder
-        )
-        return hs[1:], h_n, c_n
+        return lstm_layer(x, states[0], states[1], *weights, batch_sizes, lengths, recorder)
 
     def forward(
         self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from vanishing.nn.packing import active_rows, zero_padded
-from vanishing.nn.projection import project_input, weight_gradients
+from vanishing.nn.projection import ALL_GRADIENTS, Needed, project_input, weight_gradients
 
 
 @dataclass
@@ -166,13 +166,14 @@ def lstm_step_backward(
 
 
 def lstm_backward(
-    dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, need_dx: bool = True
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+    dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, needed: Needed = ALL_GRADIENTS
+) -> tuple[Tensor | None, ...]:
     """Gradients from dout = dL/d(output) (T, B, P), dh_n = dL/dh_T (B, P), dc_n = dL/dc_T.
 
     Returns (dx (T, B, I) or None, dh0 (B, P), dc0 (B, H), dW_ih (4H, I), dW_hh (4H, P),
     db (4H,), dW_hr (P, H) or None, dh (T, B, P), dc (T, B, H)), where dh[t], dc[t] =
-    dL/dh_t, dL/dc_t count every path to the loss.
+    dL/dh_t, dL/dc_t count every path to the loss; dx and the weight gradients are None
+    where `needed` says so.
     """
     x, hs, cs, W_hh, W_hr = cache.x, cache.hs, cache.cs, cache.W_hh, cache.W_hr
     T, B, _ = x.shape
@@ -193,8 +194,8 @@ def lstm_backward(
         )
         dh[t], dc[t], dz[t] = (zero_padded(a, B) for a in (dh_t, dc_t, dz_t))
     dh_, dc_, dz_ = torch.stack(dh), torch.stack(dc), torch.stack(dz)
-    dx, dW_ih, dW_hh, db = weight_gradients(dz_, x, hs, cache.W_ih, need_dx)
-    dW_hr = None if W_hr is None else projection_gradient(dh_, cache.ms)
+    dx, dW_ih, dW_hh, db = weight_gradients(dz_, x, hs, cache.W_ih, needed)
+    dW_hr = projection_gradient(dh_, cache.ms) if W_hr is not None and needed.dW_hr else None
     return dx, dh_next, dc_next, dW_ih, dW_hh, db, dW_hr, dh_, dc_
 
 

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from vanishing.nn.activations import activation, activation_grad
 from vanishing.nn.packing import active_rows, zero_padded
-from vanishing.nn.projection import project_input, weight_gradients
+from vanishing.nn.projection import ALL_GRADIENTS, Needed, project_input, weight_gradients
 
 
 @dataclass
@@ -98,12 +98,13 @@ def rnn_forward(
 
 
 def rnn_backward(
-    dout: Tensor, dh_n: Tensor, cache: RNNCache, need_dx: bool = True
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dout: Tensor, dh_n: Tensor, cache: RNNCache, needed: Needed = ALL_GRADIENTS
+) -> tuple[Tensor | None, Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor]:
     """Gradients from dout = dL/d(output) (T, B, H) and dh_n = dL/dh_T (B, H).
 
-    Returns (dx (T, B, I) or None, dh0 (B, H), dW_ih (H, I), dW_hh (H, H), db (H,),
-    dh (T, B, H)), where dh[t] = dL/dh_t counts every path from h_t to the loss.
+    Returns (dx (T, B, I), dh0 (B, H), dW_ih (H, I), dW_hh (H, H), db (H,), dh (T, B, H)),
+    where dh[t] = dL/dh_t counts every path from h_t to the loss; dx and the weight
+    gradients are None where `needed` says so.
     """
     x, hs, W_hh = cache.x, cache.hs, cache.W_hh
     T, B, _ = x.shape
@@ -118,5 +119,5 @@ def rnn_backward(
         dh_t, dz_t, dh_next = rnn_step_backward(dout[t, :n], dh_next, dact[t, :n], W_hh)
         dh[t], dz[t] = zero_padded(dh_t, B), zero_padded(dz_t, B)
     dh_, dz_ = torch.stack(dh), torch.stack(dz)  # (T, B, H) each
-    dx, dW_ih, dW_hh, db = weight_gradients(dz_, x, hs, cache.W_ih, need_dx)
+    dx, dW_ih, dW_hh, db = weight_gradients(dz_, x, hs, cache.W_ih, needed)
     return dx, dh_next, dW_ih, dW_hh, db, dh_

@@ -1,13 +1,25 @@
 """Compiled CPU kernel: the time loops of `nn/rnn.py` / `nn/lstm.py` in C++ (`bptt.cpp`).
 
 Same functions, signatures and cache dataclasses as the reference, so traces and everything
-else are unchanged; per step one BLAS GEMM and one fused, vectorised elementwise pass instead
-of a dozen torch calls. The all-steps GEMMs (input projection, weight gradients) stay in ATen.
+else are unchanged; per step one GEMM and one fused, vectorised elementwise pass instead of a
+dozen torch calls. The all-steps GEMMs (input projection, weight gradients) stay in ATen; an
+LSTM with a small input (I <= config 'fused_input_max') computes its input term in the step
+GEMM instead, over [x_t, h_{t-1}]. The batch rows are independent through a time loop, so each
+thread runs the whole loop on its own block of rows (`gemm.h`, RowBlocks). `lstm_inference`
+is the LSTM's forward without a cache, for calls that record nothing and need no gradient.
+Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
-~/.cache/torch_extensions) under a name that includes the instruction set (AVX2 or generic),
-so a cache shared between machines never runs code their CPU lacks.
+~/.cache/torch_extensions) under a name that includes the variant and a hash of the sources.
+Variants (`VARIANTS`) follow the CPU capability torch reports: AVX-512 where torch runs
+AVX-512 (16 floats a vector), AVX2 + FMA, generic; so a cache shared between machines never
+runs code their CPU lacks. `VANISHING_KERNEL_VARIANT` (avx512, avx2, generic) asks for one.
+
+The per-step GEMM (`gemm.h`): the BLAS torch links (MKL's sgemm_), MKL's packed GEMM or
+oneDNN through the dispatcher, chosen per call size by a short measurement when the kernel
+loads (`gemm_choice()`; float64 always takes the BLAS). `VANISHING_GEMM` (blas, mkl_packed,
+onednn, aten, auto) forces one, e.g. for bit-identical results across processes.
 
 Selection (`supports`): `functions.py` runs CPU float32/float64 tensors with a batch and
 without a projection here when `available()`, the reference otherwise (always for CUDA, other
@@ -22,10 +34,13 @@ implementations are called directly.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +48,75 @@ import torch
 from torch import Tensor
 
 from vanishing.nn.lstm import LSTMCache
-from vanishing.nn.projection import project_input, weight_gradients
+from vanishing.nn.projection import ALL_GRADIENTS, Needed, project_input, weight_gradients
 from vanishing.nn.rnn import RNNCache
 
-SOURCE = Path(__file__).with_name("bptt.cpp")
+HERE = Path(__file__).parent
+SOURCE = HERE / "bptt.cpp"
+SOURCES = (SOURCE, HERE / "gemm.h")  # what the build depends on (the cache name hashes them)
 DTYPES = (torch.float32, torch.float64)
 
-_ops: Any = None  # torch.ops.vanishing_bptt once loaded
-_failed = False  # the build or load failed (and the warning was given)
-_enabled: bool | None = None  # set_enabled's choice; None: the environment decides
-
-
-def _flags() -> tuple[str, list[str]]:
-    """Extension name and compiler flags: AVX2 + FMA where torch itself runs AVX2 or better."""
-    flags = ["-O3"]
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        return "vanishing_bptt_avx2", flags + [
+# Variant: (the torch CPU capabilities that run it, compiler flags). The AVX-512 flags are
+# those torch compiles its own AVX512 kernels with; CPU_CAPABILITY selects ATen's
+# Vectorized<T> width (16 floats for AVX512, 8 for AVX2 and generic).
+VARIANTS: dict[str, tuple[tuple[str, ...], list[str]]] = {
+    "avx512": (
+        ("AVX512",),
+        [
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512dq",
             "-mavx2",
             "-mfma",
             "-mf16c",
-            "-DCPU_CAPABILITY=AVX2",
-            "-DCPU_CAPABILITY_AVX2",
-        ]
-    return "vanishing_bptt_generic", flags + ["-DCPU_CAPABILITY=DEFAULT"]
+            "-DCPU_CAPABILITY=AVX512",
+            "-DCPU_CAPABILITY_AVX512",
+        ],
+    ),
+    "avx2": (
+        ("AVX2", "AVX512"),
+        ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
+    ),
+    "generic": ((), ["-DCPU_CAPABILITY=DEFAULT"]),
+}
+# config("gemm", ...) values, as gemm.h's Gemm
+GEMMS = {"aten": 0, "blas": 1, "mkl_packed": 2, "onednn": 3, "auto": 4}
+ONEDNN_OP = "mkldnn::_linear_pointwise"
+
+_ops: Any = None  # the default variant's operators once loaded
+_loaded_variants: dict[str, Any] = {}  # variant -> its operators (torch.ops.<library>)
+_failed = False  # the build or load failed (and the warning was given)
+_enabled: bool | None = None  # set_enabled's choice; None: the environment decides
+_gemm_measurement: list[dict] | None = None  # the load-time GEMM measurement (gemm_choice)
+
+
+def supported_variants() -> list[str]:
+    """The variants this CPU runs, fastest first: those whose instructions torch itself runs
+    here (torch.backends.cpu.get_cpu_capability())."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return [name for name, (caps, _) in VARIANTS.items() if not caps or capability in caps]
+
+
+def default_variant() -> str:
+    """VANISHING_KERNEL_VARIANT if set (it must be one this CPU runs), else the fastest."""
+    supported = supported_variants()
+    asked = os.environ.get("VANISHING_KERNEL_VARIANT", "").strip().lower()
+    if not asked:
+        return supported[0]
+    if asked not in supported:
+        raise ValueError(
+            f"VANISHING_KERNEL_VARIANT={asked!r}: this CPU (torch reports "
+            f"{torch.backends.cpu.get_cpu_capability()}) runs {', '.join(supported)}"
+        )
+    return asked
+
+
+def library_name(variant: str) -> str:
+    """The extension's (and its operator library's) name: the variant and a hash of the
+    sources, so a build of other sources or for another CPU is never reused."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES)).hexdigest()
+    return f"vanishing_bptt_{variant}_{digest[:10]}"
 
 
 def _ninja_path() -> str:
@@ -68,18 +129,115 @@ def _ninja_path() -> str:
     return path
 
 
-def _load() -> Any:
-    """Compile (or reuse the cached build of) bptt.cpp and return its operators."""
+def load_variant(variant: str) -> Any:
+    """Compile (or reuse the cached build of) one variant and return its operators, with the
+    GEMM chosen (`gemm_choice`). Raises if the CPU does not run it or the build fails."""
+    if variant in _loaded_variants:
+        return _loaded_variants[variant]
+    if variant not in supported_variants():
+        raise ValueError(f"this CPU does not run the {variant!r} kernel variant")
     from torch.utils.cpp_extension import load
 
-    name, flags = _flags()
+    name = library_name(variant)
+    flags = ["-O3", "-fopenmp", f"-DVANISHING_LIBRARY={name}", *VARIANTS[variant][1]]
     path = os.environ.get("PATH", "")
     os.environ["PATH"] = _ninja_path()
     try:
-        load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False)
+        load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=flags,
+            extra_ldflags=["-fopenmp"],  # at::parallel_for runs in parallel only with OpenMP
+            is_python_module=False,
+        )
     finally:
         os.environ["PATH"] = path
-    return torch.ops.vanishing_bptt
+    ops = getattr(torch.ops, name)
+    ops.find_onednn(ONEDNN_OP)
+    _configure_gemm(ops)
+    _loaded_variants[variant] = ops
+    return ops
+
+
+def _load() -> Any:
+    """The default variant's operators (built on first use)."""
+    return load_variant(default_variant())
+
+
+@contextlib.contextmanager
+def use_variant(variant: str) -> Iterator[None]:
+    """Run the layers on another variant inside the block (for tests and measurements)."""
+    global _ops
+    if not available():
+        raise RuntimeError("the vanishing kernel is not available (see kernel.available())")
+    previous, _ops = _ops, load_variant(variant)
+    try:
+        yield
+    finally:
+        _ops = previous
+
+
+def variant() -> str | None:
+    """The variant the layers run now (None if the kernel is not loaded)."""
+    return next((name for name, ops in _loaded_variants.items() if ops is _ops), None)
+
+
+# The load-time GEMM measurement: per-thread step GEMMs of an LSTM, (rows per thread, H),
+# forward (rows, H) x (H, 4H) and backward (rows, 4H) x (4H, H), every thread at once.
+GEMM_GRID = ((8, 16), (32, 64), (64, 128), (128, 256))
+GEMM_MARGIN = 0.95  # another backend replaces the BLAS only if at least 5 % faster
+
+
+def _measure_gemms(ops: Any) -> list[dict]:
+    """[{rows, H, flops, us: {backend: microseconds}, chosen}] for GEMM_GRID."""
+    backends = [n for n in ("blas", "mkl_packed", "onednn") if ops.gemm_available(GEMMS[n])]
+    threads = torch.get_num_threads()
+    result = []
+    for rows, H in GEMM_GRID:
+        flops = 2 * rows * 4 * H * H
+        repeats = max(7, min(400, int(1e8 / flops)))
+        us = {
+            name: sum(
+                ops.gemm_time(GEMMS[name], rows, N, K, trans, threads, repeats)
+                for N, K, trans in ((4 * H, H, True), (H, 4 * H, False))
+            )
+            for name in backends
+        }
+        fastest = min(us, key=us.get)
+        chosen = fastest if us[fastest] < GEMM_MARGIN * us["blas"] else "blas"
+        result.append({"rows": rows, "H": H, "flops": flops, "us": us, "chosen": chosen})
+    return result
+
+
+def _configure_gemm(ops: Any) -> None:
+    """Fill the kernel's GEMM table from the measurement (once per process), or apply
+    VANISHING_GEMM. A call uses the choice of the grid point nearest in flops."""
+    global _gemm_measurement
+    forced = os.environ.get("VANISHING_GEMM", "auto").strip().lower()
+    if forced not in GEMMS:
+        raise ValueError(f"VANISHING_GEMM={forced!r}: expected one of {', '.join(GEMMS)}")
+    if ops.gemm_available(GEMMS["blas"]) and forced == "auto":
+        if _gemm_measurement is None:
+            _gemm_measurement = _measure_gemms(ops)
+        points = _gemm_measurement
+        flops = [p["flops"] for p in points]
+        bounds = [int((a * b) ** 0.5) for a, b in zip(flops, flops[1:], strict=False)]
+        ops.set_gemm_choice(bounds + [0], [GEMMS[p["chosen"]] for p in points])
+    ops.config("gemm", GEMMS[forced])
+
+
+def gemm_choice() -> list[dict]:
+    """The load-time GEMM measurement: per grid point (rows per thread, H), microseconds of
+    each backend (forward + backward step GEMM, every thread at once) and the one chosen.
+    Empty if VANISHING_GEMM forced a backend or the BLAS is missing."""
+    _loaded()
+    return list(_gemm_measurement or [])
+
+
+def gemm_in_use(rows: int, N: int, K: int) -> str:
+    """The backend the loops use for a float32 step GEMM (rows, K) x (K, N) now."""
+    code = int(_loaded().gemm_for(rows, N, K))
+    return next(name for name, value in GEMMS.items() if value == code)
 
 
 def _cause(error: BaseException, lines: int = 3) -> str:
@@ -162,10 +320,14 @@ def _loaded() -> Any:
 def config(key: str, value: int = -1) -> int:
     """Read (value < 0) or set a tuning knob of the C++ loops; returns the value in effect.
 
-    'blas': 1 calls torch's BLAS (sgemm_/dgemm_) directly per step, 0 ATen's mm (reads 0
-    where the BLAS symbols are not found); 'parallel_gemm_flops': time loops whose per-step
-    GEMM has fewer flops run the BLAS on one thread (MKL); 'elementwise_grain': batch rows of
-    the elementwise pass run in parallel in chunks of at least this many elements.
+    'gemm': the per-step GEMM, a value of GEMMS (4, auto: the load-time choice; a backend
+    this process lacks falls back to the BLAS); 'split_rows': each thread runs the time loop
+    on its own block of at least this many batch rows (0: never); 'parallel_gemm_flops': a
+    loop on one block whose per-step GEMM has fewer flops runs the BLAS on one thread (MKL);
+    'elementwise_grain': batch rows of the elementwise pass run in parallel in chunks of at
+    least this many elements (one block only); 'fused_input_max': the LSTM forward computes
+    the input term in its step GEMM when the input size is at most this; 'huge_page_bytes':
+    buffers of at least this many bytes are advised to transparent huge pages (0: never).
     """
     return int(_loaded().config(key, value))
 
@@ -175,6 +337,11 @@ def nonlinearities() -> list[str]:
     return list(_loaded().nonlinearities())
 
 
+def vector_width(dtype: torch.dtype = torch.float32) -> int:
+    """Lanes of the vectors the loaded variant runs: 16 float32 for avx512, 8 otherwise."""
+    return int(_loaded().vector_width(dtype == torch.float64))
+
+
 def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     """The kernel's lstm_local_factors over all steps: gates (T, B, 4H), cs (T+1, B, H) ->
     (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""
@@ -182,28 +349,39 @@ def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     return dc_dh, dz
 
 
+def _new(like: Tensor, *shape: int) -> Tensor:
+    """An uninitialised buffer of like's dtype and device; a large one is backed by huge
+    pages where the OS allows (config 'huge_page_bytes')."""
+    t = like.new_empty(shape)
+    if t.nbytes >= 2 << 20:  # the C++ side compares with huge_page_bytes
+        _loaded().huge_pages(t)
+    return t
+
+
 def rnn_buffers(x: Tensor, h0: Tensor, W_ih: Tensor, b: Tensor | None) -> Tensor:
     """hs (T+1, B, H): h0 at index 0, then W_in x_t + b for every step, which the time loop
     overwrites with h_t."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    hs = _new(x, T + 1, B, H)  # (T+1, B, H)
     hs[0] = h0
     project_input(x, W_ih, b, out=hs[1:].view(T * B, H))  # W_in x_t + b, all steps
     return hs
 
 
 def lstm_buffers(
-    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None
+    x: Tensor, h0: Tensor, c0: Tensor, W_ih: Tensor, b: Tensor | None, project: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b."""
+    """hs, cs (T+1, B, H) with h0, c0 at index 0; gates (T, B, 4H) holding W_ih x_t + b (if
+    project, else uninitialised: the loop computes the input term)."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    hs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
-    cs = torch.empty(T + 1, B, H, dtype=x.dtype, device=x.device)  # (T+1, B, H)
+    hs = _new(x, T + 1, B, H)  # (T+1, B, H)
+    cs = _new(x, T + 1, B, H)  # (T+1, B, H)
     hs[0], cs[0] = h0, c0
-    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)  # (T, B, 4H)
-    project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
+    gates = _new(x, T, B, 4 * H)  # (T, B, 4H)
+    if project:
+        project_input(x, W_ih, b, out=gates.view(T * B, 4 * H))  # W_ih x_t + b, all steps
     return hs, cs, gates
 
 
@@ -222,6 +400,20 @@ def _op(op: Any, implementation: Any) -> Any:
 def _none(t: Tensor) -> Tensor | None:
     """An empty tensor stands for None in a custom operator's outputs."""
     return None if t.numel() == 0 and t.dim() == 1 else t
+
+
+def _empty(x: Tensor, grads: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+    """None (a gradient not asked for) as an empty tensor, for a custom operator's outputs."""
+    return tuple(x.new_empty(0) if g is None else g for g in grads)
+
+
+def _fake_grads(x: Tensor, W_ih: Tensor, W_hh: Tensor, needed: list[bool]) -> list[Tensor]:
+    """The fake implementations' (dx, dW_ih, dW_hh, db): empty where not asked for."""
+    likes = (x, W_ih, W_hh, W_hh[:, 0])
+    return [
+        torch.empty_like(a) if need else x.new_empty(0)
+        for a, need in zip(likes, needed, strict=True)
+    ]
 
 
 def _rnn_forward_impl(
@@ -258,17 +450,17 @@ def _rnn_backward_impl(
     W_hh: Tensor,
     nonlinearity: str,
     batch_sizes: Tensor | None,
-    need_dx: bool,
+    needed: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     T, B, _ = x.shape
     H = W_hh.shape[0]
-    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
-    dz = hs.new_empty((T, B, H))  # (T, B, H) dL/dz_t
+    dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
+    dz = _new(hs, T, B, H)  # (T, B, H) dL/dz_t
     dh0 = _loaded().rnn_backward(
         dout.contiguous(), dh_n, hs, W_hh.contiguous(), nonlinearity, dh, dz, batch_sizes
     )
-    dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
-    return x.new_empty(0) if dx is None else dx, dh0, dW_ih, dW_hh, db, dh
+    grads = weight_gradients(dz, x, hs, W_ih, Needed(*needed))  # dx, dW_ih, dW_hh, db
+    return *_empty(x, grads), dh0, dh
 
 
 _rnn_backward_op = torch.library.custom_op(
@@ -277,17 +469,9 @@ _rnn_backward_op = torch.library.custom_op(
 
 
 @_rnn_backward_op.register_fake
-def _(dout, dh_n, x, hs, W_ih, W_hh, nonlinearity, batch_sizes, need_dx):  # noqa: ANN001, ANN202
-    dx = torch.empty_like(x) if need_dx else x.new_empty(0)
-    db = W_hh.new_empty(W_hh.shape[0])
-    return (
-        dx,
-        torch.empty_like(dh_n),
-        torch.empty_like(W_ih),
-        torch.empty_like(W_hh),
-        db,
-        (torch.empty_like(dout)),
-    )
+def _(dout, dh_n, x, hs, W_ih, W_hh, nonlinearity, batch_sizes, needed):  # noqa: ANN001, ANN202
+    dx, dW_ih, dW_hh, db = _fake_grads(x, W_ih, W_hh, needed)
+    return dx, dW_ih, dW_hh, db, torch.empty_like(dh_n), torch.empty_like(dout)
 
 
 def _lstm_forward_impl(
@@ -299,10 +483,16 @@ def _lstm_forward_impl(
     b: Tensor | None,
     batch_sizes: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    hs, cs, gates = lstm_buffers(x, h0, c0, W_ih, b)  # (T+1, B, H) x 2, (T, B, 4H)
+    ops = _loaded()
+    # a small input: its term comes from the step GEMM over [x_t, h_{t-1}] (bptt.cpp InputTerm)
+    fused = x.shape[2] <= ops.config("fused_input_max", -1)
+    hs, cs, gates = lstm_buffers(
+        x, h0, c0, W_ih, b, project=not fused
+    )  # (T+1, B, H) x 2, (T, B, 4H)
     # the time loop, rows :batch_sizes[t] of step t (the loop zeroes the ended rows);
     # gates -> [i, f, g, o]
-    _loaded().lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes)
+    inputs = (x.contiguous(), W_ih.contiguous(), b) if fused else (None, None, None)
+    ops.lstm_forward(gates, hs, cs, W_hh.contiguous(), batch_sizes, *inputs)
     return hs, cs, gates
 
 
@@ -328,18 +518,18 @@ def _lstm_backward_impl(
     W_ih: Tensor,
     W_hh: Tensor,
     batch_sizes: Tensor | None,
-    need_dx: bool,
+    needed: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     T, B, _ = x.shape
     H = W_hh.shape[1]
-    dh = hs.new_empty((T, B, H))  # (T, B, H) dL/dh_t
-    dc = torch.empty_like(dh)  # (T, B, H) dL/dc_t
-    dz = hs.new_empty((T, B, 4 * H))  # (T, B, 4H) dL/dz_t
+    dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
+    dc = _new(hs, T, B, H)  # (T, B, H) dL/dc_t
+    dz = _new(hs, T, B, 4 * H)  # (T, B, 4H) dL/dz_t
     dh0, dc0 = _loaded().lstm_backward(
         dout.contiguous(), dh_n, dc_n, cs, gates, W_hh.contiguous(), dh, dc, dz, batch_sizes
     )
-    dx, dW_ih, dW_hh, db = weight_gradients(dz, x, hs, W_ih, need_dx)
-    return x.new_empty(0) if dx is None else dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc
+    grads = weight_gradients(dz, x, hs, W_ih, Needed(*needed))  # dx, dW_ih, dW_hh, db
+    return *_empty(x, grads), dh0, dc0, dh, dc
 
 
 _lstm_backward_op = torch.library.custom_op(
@@ -348,11 +538,10 @@ _lstm_backward_op = torch.library.custom_op(
 
 
 @_lstm_backward_op.register_fake
-def _(dout, dh_n, dc_n, x, hs, cs, gates, W_ih, W_hh, batch_sizes, need_dx):  # noqa: ANN001, ANN202
-    dx = torch.empty_like(x) if need_dx else x.new_empty(0)
-    db = W_hh.new_empty(W_hh.shape[0])
-    dh0, dc0, dW_ih, dW_hh = (torch.empty_like(a) for a in (dh_n, dc_n, W_ih, W_hh))
-    return dx, dh0, dc0, dW_ih, dW_hh, db, torch.empty_like(dout), torch.empty_like(dout)
+def _(dout, dh_n, dc_n, x, hs, cs, gates, W_ih, W_hh, batch_sizes, needed):  # noqa: ANN001, ANN202
+    dx, dW_ih, dW_hh, db = _fake_grads(x, W_ih, W_hh, needed)
+    dh0, dc0, dh, dc = (torch.empty_like(a) for a in (dh_n, dc_n, dout, dout))
+    return dx, dW_ih, dW_hh, db, dh0, dc0, dh, dc
 
 
 # The kernel's side of nn/rnn.py and nn/lstm.py: same functions, signatures and caches.
@@ -373,14 +562,14 @@ def rnn_forward(
 
 
 def rnn_backward(
-    dout: Tensor, dh_n: Tensor, cache: RNNCache, need_dx: bool = True
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """As rnn.rnn_backward: (dx or None, dh0, dW_ih, dW_hh, db, dh (T, B, H))."""
+    dout: Tensor, dh_n: Tensor, cache: RNNCache, needed: Needed = ALL_GRADIENTS
+) -> tuple[Tensor | None, Tensor, Tensor | None, Tensor | None, Tensor | None, Tensor]:
+    """As rnn.rnn_backward: (dx, dh0, dW_ih, dW_hh, db, dh (T, B, H)), None where not needed."""
     c = cache
-    dx, *grads = _op(_rnn_backward_op, _rnn_backward_impl)(
-        dout, dh_n, c.x, c.hs, c.W_ih, c.W_hh, c.nonlinearity, c.batch_sizes, need_dx
+    dx, dW_ih, dW_hh, db, dh0, dh = _op(_rnn_backward_op, _rnn_backward_impl)(
+        dout, dh_n, c.x, c.hs, c.W_ih, c.W_hh, c.nonlinearity, c.batch_sizes, list(needed[:4])
     )
-    return (_none(dx), *grads)
+    return _none(dx), dh0, _none(dW_ih), _none(dW_hh), _none(db), dh
 
 
 def lstm_forward(
@@ -401,11 +590,29 @@ def lstm_forward(
 
 
 def lstm_backward(
-    dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, need_dx: bool = True
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Tensor, Tensor, None, Tensor, Tensor]:
-    """As lstm.lstm_backward: (dx or None, dh0, dc0, dW_ih, dW_hh, db, None, dh, dc)."""
+    dout: Tensor, dh_n: Tensor, dc_n: Tensor, cache: LSTMCache, needed: Needed = ALL_GRADIENTS
+) -> tuple[Tensor | None, ...]:
+    """As lstm.lstm_backward: (dx, dh0, dc0, dW_ih, dW_hh, db, None, dh, dc), None where not
+    needed."""
     c = cache
-    dx, dh0, dc0, dW_ih, dW_hh, db, dh, dc = _op(_lstm_backward_op, _lstm_backward_impl)(
-        dout, dh_n, dc_n, c.x, c.hs, c.cs, c.gates, c.W_ih, c.W_hh, c.batch_sizes, need_dx
+    dx, dW_ih, dW_hh, db, dh0, dc0, dh, dc = _op(_lstm_backward_op, _lstm_backward_impl)(
+        dout, dh_n, dc_n, c.x, c.hs, c.cs, c.gates, c.W_ih, c.W_hh, c.batch_sizes, list(needed[:4])
     )
-    return _none(dx), dh0, dc0, dW_ih, dW_hh, db, None, dh, dc
+    return _none(dx), dh0, dc0, _none(dW_ih), _none(dW_hh), _none(db), None, dh, dc
+
+
+def lstm_inference(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b: Tensor | None,
+    batch_sizes: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The LSTM forward without a cache, for calls that need no gradient and record nothing:
+    (out (T, B, H) = h_1 .. h_T, h_n, c_n (B, H) at each row's last step). One GEMM per step
+    over [x_t, h_{t-1}] and [W_ih, W_hh]; no gates or c_t kept."""
+    return _loaded().lstm_inference(
+        x.contiguous(), h0, c0, W_ih.contiguous(), W_hh.contiguous(), b, batch_sizes
+    )

@@ -21,142 +21,24 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
-#include <dlfcn.h>
+#include <sys/mman.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <limits>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "gemm.h"
+
 namespace {
-
-using at::Tensor;
-
-// ---------------------------------------------------------------------------------------
-// GEMM: C (M, N) = alpha op(A) op(B) + beta C, row-major, through Fortran BLAS.
-// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, hence the swap below.
-
-template <typename scalar_t>
-using fortran_gemm = void (*)(const char*, const char*, const int*, const int*, const int*,
-                              const scalar_t*, const scalar_t*, const int*, const scalar_t*,
-                              const int*, const scalar_t*, scalar_t*, const int*);
-
-using set_threads_fn = int (*)(int);
-
-struct Blas {
-  fortran_gemm<float> sgemm = nullptr;
-  fortran_gemm<double> dgemm = nullptr;
-  set_threads_fn mkl_set_threads_local = nullptr;  // MKL_Set_Num_Threads_Local, if MKL
-  // false: ATen's mm (for measurement, and where no symbol is found)
-  std::atomic<bool> use_raw{true};
-  // A time loop whose per-step GEMM has fewer flops than this runs the BLAS on one thread:
-  // below it, waking a second thread every step costs more than it saves. Measured on 2
-  // cores: at B = 64, H = 64 (2.1 MFLOP a step) two threads are ~15 % faster than one; at
-  // H = 16 (33 kFLOP) one thread is. Re-tune with kernel.config("parallel_gemm_flops", n).
-  std::atomic<int64_t> parallel_gemm_flops{1 << 20};
-  // Batch rows of the elementwise pass run in parallel in chunks of at least this many elements.
-  std::atomic<int64_t> elementwise_grain{32768};
-
-  Blas() {
-    // libtorch_cpu is loaded (we link against it); its BLAS (MKL in the x86 wheels) is
-    // searched through its handle and then globally.
-    void* handle = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
-    for (void* h : {handle, RTLD_DEFAULT}) {
-      if (h == nullptr) continue;
-      if (sgemm == nullptr) sgemm = reinterpret_cast<fortran_gemm<float>>(dlsym(h, "sgemm_"));
-      if (dgemm == nullptr) dgemm = reinterpret_cast<fortran_gemm<double>>(dlsym(h, "dgemm_"));
-      if (mkl_set_threads_local == nullptr)
-        mkl_set_threads_local =
-            reinterpret_cast<set_threads_fn>(dlsym(h, "MKL_Set_Num_Threads_Local"));
-    }
-  }
-};
-
-Blas& blas() {
-  static Blas b;  // thread-safe initialisation (C++11)
-  return b;
-}
-
-template <typename scalar_t>
-fortran_gemm<scalar_t> raw_gemm() {
-  const bool use_raw = blas().use_raw.load(std::memory_order_relaxed);
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    return use_raw ? blas().sgemm : nullptr;
-  } else {
-    return use_raw ? blas().dgemm : nullptr;
-  }
-}
-
-// The Fortran BLAS takes its sizes as pointers to its integer type: 32-bit (LP64, torch's
-// MKL and OpenBLAS) or 64-bit (ILP64). Each size is stored in an int64_t: on a little-endian
-// CPU its first 4 bytes are the same value as an int32, so both widths read it right once
-// it fits in 32 bits (checked below; larger sizes go to ATen, which takes int64 sizes).
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "the BLAS size passing needs a little-endian CPU");
-
-inline bool fits_blas_int(std::initializer_list<int64_t> sizes) {
-  for (int64_t v : sizes) {
-    if (v < 0 || v > std::numeric_limits<int32_t>::max()) return false;
-  }
-  return true;
-}
-
-template <typename scalar_t>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, scalar_t alpha,
-          const scalar_t* A, int64_t lda, const scalar_t* B, int64_t ldb, scalar_t beta,
-          scalar_t* C, int64_t ldc) {
-  auto f = raw_gemm<scalar_t>();
-  if (f != nullptr && fits_blas_int({M, N, K, lda, ldb, ldc})) {
-    const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
-    const int64_t m = N, n = M, k = K, la = ldb, lb = lda, lc = ldc;
-    auto p = [](const int64_t& v) { return reinterpret_cast<const int*>(&v); };
-    f(&tb, &ta, p(m), p(n), p(k), &alpha, B, p(la), A, p(lb), &beta, C, p(lc));
-    return;
-  }
-  // ATen fallback: same product through the dispatcher (a few microseconds per call).
-  auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<scalar_t>::value);
-  auto mat = [&](const scalar_t* p, int64_t rows, int64_t cols, int64_t ld, bool t) {
-    Tensor m = at::from_blob(const_cast<scalar_t*>(p), {t ? cols : rows, t ? rows : cols},
-                             {ld, 1}, opt);
-    return t ? m.t() : m;
-  };
-  Tensor a = mat(A, M, K, lda, trans_a), b = mat(B, K, N, ldb, trans_b);
-  Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opt);
-  if (beta == scalar_t(0)) {
-    at::mm_out(c, a, b);
-  } else {
-    c.addmm_(a, b, beta, alpha);
-  }
-}
-
-// One BLAS thread for the duration of a time loop with small per-step GEMMs (MKL only).
-class SmallGemmThreads {
- public:
-  explicit SmallGemmThreads(int64_t step_flops) {
-    const int64_t threshold = blas().parallel_gemm_flops.load(std::memory_order_relaxed);
-    if (step_flops < threshold && blas().mkl_set_threads_local != nullptr) {
-      previous_ = blas().mkl_set_threads_local(1);
-      active_ = true;
-    }
-  }
-  ~SmallGemmThreads() {
-    if (active_) blas().mkl_set_threads_local(previous_);
-  }
-  SmallGemmThreads(const SmallGemmThreads&) = delete;
-  SmallGemmThreads& operator=(const SmallGemmThreads&) = delete;
-
- private:
-  bool active_ = false;
-  int previous_ = 0;
-};
 
 // ---------------------------------------------------------------------------------------
 // Elementwise helpers on at::vec::Vectorized (Sleef exp / tanh, 1 ulp: as torch's own
@@ -239,13 +121,14 @@ inline void over_row(int64_t H, const F& body) {
   if (j < H) body(j, H - j);
 }
 
-// Batch rows in parallel once a step has enough elements to pay for the threads.
+// Rows b0 .. b1-1 of a step, in parallel once the step has enough elements to pay for the
+// threads (inside a block of RowBlocks, already on its own thread: in order).
 template <typename F>
-inline void over_batch(int64_t B, int64_t row_elems, const F& body) {
+inline void over_batch(int64_t b0, int64_t b1, int64_t row_elems, const F& body) {
   const int64_t min_elems = blas().elementwise_grain.load(std::memory_order_relaxed);
   const int64_t grain = std::max<int64_t>(1, min_elems / std::max<int64_t>(1, row_elems));
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) body(b);
+  at::parallel_for(b0, b1, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t b = r0; b < r1; ++b) body(b);
   });
 }
 
@@ -254,6 +137,10 @@ struct Rows {
   const int64_t* batch_sizes;  // (T,) or nullptr
   int64_t B;
   int64_t operator()(int64_t t) const { return batch_sizes ? batch_sizes[t] : B; }
+  // The rows of block b0 .. b1-1 that run at step t are b0 .. end(t, b0, b1) - 1.
+  int64_t end(int64_t t, int64_t b0, int64_t b1) const {
+    return std::clamp((*this)(t), b0, b1);
+  }
 };
 
 Rows active_rows(const std::optional<Tensor>& batch_sizes, int64_t T, int64_t B,
@@ -271,10 +158,10 @@ Rows active_rows(const std::optional<Tensor>& batch_sizes, int64_t T, int64_t B,
   return {n, B};
 }
 
-// Rows n .. B-1 of one step's (B, width) buffer: the ended sequences' steps are zero.
+// Rows n .. b1-1 of one step's (B, width) buffer: the ended sequences' steps are zero.
 template <typename scalar_t>
-inline void zero_ended(scalar_t* step, int64_t n, int64_t B, int64_t width) {
-  if (n < B) std::fill(step + n * width, step + B * width, scalar_t(0));
+inline void zero_ended(scalar_t* step, int64_t n, int64_t b1, int64_t width) {
+  if (n < b1) std::fill(step + n * width, step + b1 * width, scalar_t(0));
 }
 
 using Named = std::pair<const Tensor*, const char*>;
@@ -287,6 +174,23 @@ void check(std::initializer_list<Named> tensors, const Tensor& like) {
     TORCH_CHECK(t->scalar_type() == like.scalar_type(), name, " has dtype ", t->scalar_type(),
                 ", expected ", like.scalar_type());
   }
+}
+
+// Asks the OS to back a fresh buffer of at least huge_page_bytes with 2 MiB pages (Linux
+// transparent huge pages, madvise mode): a new (T, B, 4H) buffer is otherwise faulted in one
+// 4 KiB page at a time on first touch, which cost more than the whole LSTM time loop at
+// (B, T, H) = (1000, 100, 64) (31 ms against 21 ms, measured). Only the 2 MiB-aligned
+// interior of the buffer is advised; a hint, so a refusal (or another OS) changes nothing.
+void huge_pages(const Tensor& t) {
+#ifdef MADV_HUGEPAGE
+  const int64_t min_bytes = blas().huge_page_bytes.load(std::memory_order_relaxed);
+  const int64_t bytes = static_cast<int64_t>(t.nbytes());
+  if (min_bytes <= 0 || bytes < min_bytes || !t.device().is_cpu()) return;
+  constexpr uintptr_t kPage = uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kPage - 1) & ~(kPage - 1), last = (begin + bytes) & ~(kPage - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------
@@ -312,43 +216,139 @@ inline LocalFactors<scalar_t> lstm_local_factors(const Vec<scalar_t>& i, const V
 }
 
 // ---------------------------------------------------------------------------------------
+// One LSTM cell update for units j .. j+m-1 (m <= Vec::size()) of one sequence, from its
+// pre-activations z (4H) [z_i, z_f, z_g, z_o], a bias b (4H) and c_prev (H):
+//   i, f, o = sigma(z_. + b_.)   g = tanh(z_g + b_g)   c = f c_prev + i g   h = o tanh(c)
+
+template <typename scalar_t>
+struct CellStep {
+  Vec<scalar_t> i, f, g, o, c, h;
+};
+
+template <typename scalar_t>
+inline CellStep<scalar_t> lstm_cell(const scalar_t* z, const scalar_t* b, const scalar_t* c_prev,
+                                    int64_t H, int64_t j, int64_t m) {
+  const auto i = sigmoid(load(z + j, m) + load(b + j, m));
+  const auto f = sigmoid(load(z + H + j, m) + load(b + H + j, m));
+  const auto g = tanh(load(z + 2 * H + j, m) + load(b + 2 * H + j, m));
+  const auto o = sigmoid(load(z + 3 * H + j, m) + load(b + 3 * H + j, m));
+  const auto c = f * load(c_prev + j, m) + i * g;
+  return {i, f, g, o, c, o * tanh(c)};
+}
+
+// ---------------------------------------------------------------------------------------
 // LSTM forward, t = 1 .. T:
 //   [z_i, z_f, z_g, z_o] = (W_ih x_t + b) + h_{t-1} W_hh^T        gates_t (B, 4H)
 //   i = sigma(z_i)  f = sigma(z_f)  g = tanh(z_g)  o = sigma(z_o)  (written over gates_t)
 //   c_t = f * c_{t-1} + i * g        h_t = o * tanh(c_t)            (B, H)
+// The input term either fills gates before the loop (one all-steps GEMM in Python), or, with
+// `in.x` (a small input size), comes from the step's GEMM over xh_t = [x_t, h_{t-1}] (B, I+H)
+// and W_cat = [W_ih, W_hh] (4H, I+H), the bias added in the elementwise pass: each gate
+// element is then written once and read once while the step is still in cache, instead of
+// a separate pass over the whole (T, B, 4H) buffer.
 
 template <typename scalar_t>
-void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh, Rows rows) {
+struct InputTerm {
+  const scalar_t* x = nullptr;      // (T, B, I), or nullptr: gates hold W_ih x_t + b on entry
+  const scalar_t* W_cat = nullptr;  // (4H, I+H) [W_ih, W_hh]
+  const scalar_t* b = nullptr;      // (4H,) b_ih + b_hh (zeros without a bias)
+  int64_t I = 0;
+};
+
+template <typename scalar_t>
+void lstm_forward_loop(Tensor& gates, Tensor& hs, Tensor& cs, const Tensor& W_hh, Rows rows,
+                       const InputTerm<scalar_t>& in) {
   const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2), G = 4 * H;
+  const bool fused = in.x != nullptr;
+  const int64_t I = in.I, K = fused ? I + H : H;  // K: the step GEMM's inner size
   scalar_t* z = gates.data_ptr<scalar_t>();
   scalar_t* h = hs.data_ptr<scalar_t>();
   scalar_t* c = cs.data_ptr<scalar_t>();
-  const scalar_t* W = W_hh.data_ptr<scalar_t>();
-  SmallGemmThreads threads(2 * B * G * H);
-  for (int64_t t = 0; t < T; ++t) {
-    scalar_t* z_t = z + t * B * G;            // (B, 4H) holds W_ih x_t + b on entry
-    const scalar_t* h_prev = h + t * B * H;   // (B, H) h_{t-1}
-    const scalar_t* c_prev = c + t * B * H;   // (B, H) c_{t-1}
-    scalar_t* h_t = h + (t + 1) * B * H;      // (B, H)
-    scalar_t* c_t = c + (t + 1) * B * H;      // (B, H)
-    const int64_t n_rows = rows(t);           // rows 0 .. n_rows-1 run
-    gemm<scalar_t>(false, true, n_rows, G, H, 1, h_prev, H, W, H, 1, z_t, G);  // += h W_hh^T
-    over_batch(n_rows, G, [&](int64_t b) {
-      scalar_t* zi = z_t + b * G;
-      scalar_t *zf = zi + H, *zg = zi + 2 * H, *zo = zi + 3 * H;
-      const scalar_t* cp = c_prev + b * H;
-      scalar_t *cb = c_t + b * H, *hb = h_t + b * H;
-      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        auto i = sigmoid(load(zi + j, n)), f = sigmoid(load(zf + j, n));
-        auto g = tanh(load(zg + j, n)), o = sigmoid(load(zo + j, n));
-        auto c_new = f * load(cp + j, n) + i * g;
-        store(i, zi + j, n), store(f, zf + j, n), store(g, zg + j, n), store(o, zo + j, n);
-        store(c_new, cb + j, n);
-        store(o * tanh(c_new), hb + j, n);
+  const std::vector<scalar_t> no_bias(fused ? 0 : G, scalar_t(0));
+  const scalar_t* bias = fused ? in.b : no_bias.data();  // (4H,) added to z_t
+  const RowBlocks blocks(B, 2 * B * G * K);
+  const StepGemm<scalar_t> step_gemm(fused ? in.W_cat : W_hh.data_ptr<scalar_t>(), G, K, true,
+                                     blocks.rows());
+  blocks.run([&](int64_t b0, int64_t b1) {
+    // fused: rows b0 .. b1-1 of xh_t = [x_t, h_{t-1}] (b1-b0, I+H), row b at (b - b0) * K
+    std::vector<scalar_t> xh(fused ? (b1 - b0) * K : 0);
+    for (int64_t b = b0; fused && b < b1; ++b) {
+      std::copy(h + b * H, h + (b + 1) * H, xh.data() + (b - b0) * K + I);  // h_0
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      scalar_t* z_t = z + t * B * G;            // (B, 4H) holds W_ih x_t + b on entry if !fused
+      const scalar_t* h_prev = h + t * B * H;   // (B, H) h_{t-1}
+      const scalar_t* c_prev = c + t * B * H;   // (B, H) c_{t-1}
+      scalar_t* h_t = h + (t + 1) * B * H;      // (B, H)
+      scalar_t* c_t = c + (t + 1) * B * H;      // (B, H)
+      const int64_t n = rows.end(t, b0, b1);    // rows b0 .. n-1 run
+      if (fused) {
+        const scalar_t* x_t = in.x + t * B * I;  // (B, I)
+        for (int64_t b = b0; b < n; ++b) {
+          std::copy(x_t + b * I, x_t + (b + 1) * I, xh.data() + (b - b0) * K);
+        }
+        step_gemm(n - b0, xh.data(), z_t + b0 * G, false);  // z_t = [x_t, h_{t-1}] W_cat^T
+      } else {
+        step_gemm(n - b0, h_prev + b0 * H, z_t + b0 * G, true);  // z_t += h_{t-1} W_hh^T
+      }
+      over_batch(b0, n, G, [&](int64_t b) {
+        scalar_t* zb = z_t + b * G;  // (4H) [z_i, z_f, z_g, z_o], then [i, f, g, o]
+        const scalar_t* cp = c_prev + b * H;
+        scalar_t *cb = c_t + b * H, *hb = h_t + b * H;
+        scalar_t* h_next = fused ? xh.data() + (b - b0) * K + I : nullptr;  // h_t for t+1
+        over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
+          const auto s = lstm_cell(zb, bias, cp, H, j, m);
+          store(s.i, zb + j, m), store(s.f, zb + H + j, m);
+          store(s.g, zb + 2 * H + j, m), store(s.o, zb + 3 * H + j, m);
+          store(s.c, cb + j, m), store(s.h, hb + j, m);
+          if (h_next != nullptr) store(s.h, h_next + j, m);
+        });
       });
-    });
-    zero_ended(z_t, n_rows, B, G), zero_ended(h_t, n_rows, B, H), zero_ended(c_t, n_rows, B, H);
-  }
+      zero_ended(z_t, n, b1, G), zero_ended(h_t, n, b1, H), zero_ended(c_t, n, b1, H);
+    }
+  });
+}
+
+// LSTM forward for inference (no gradient, nothing recorded): the same equations, keeping
+// only what the caller gets back, out (T, B, H) = h_1 .. h_T and h_n, c_n (B, H), each row's
+// state at its own last step. One GEMM per step over xh_t = [x_t, h_{t-1}] (B, I+H) and
+// W_cat = [W_ih, W_hh] (4H, I+H):
+//   z_t = xh_t W_cat^T + b        in a (B, 4H) scratch, then as lstm_forward_loop.
+// Neither the gates nor c_t of every step nor the all-steps input projection are stored.
+// On entry h_n, c_n hold h_0, c_0; the rows of an ended sequence are not touched again.
+
+template <typename scalar_t>
+void lstm_inference_loop(const Tensor& x, const Tensor& W_cat, const Tensor& bias, Tensor& out,
+                         Tensor& h_n, Tensor& c_n, Rows rows) {
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = out.size(2), G = 4 * H;
+  const int64_t K = I + H;
+  const scalar_t *x_p = x.data_ptr<scalar_t>(), *b_p = bias.data_ptr<scalar_t>();
+  scalar_t *out_p = out.data_ptr<scalar_t>(), *h_p = h_n.data_ptr<scalar_t>();
+  scalar_t* c = c_n.data_ptr<scalar_t>();  // (B, H) c_{t-1}, then c_t
+  const RowBlocks blocks(B, 2 * B * G * K);
+  const StepGemm<scalar_t> xh_W_catT(W_cat.data_ptr<scalar_t>(), G, K, true, blocks.rows());
+  blocks.run([&](int64_t b0, int64_t b1) {
+    std::vector<scalar_t> xh_buf((b1 - b0) * K), z_buf((b1 - b0) * G);
+    scalar_t *xh = xh_buf.data() - b0 * K, *z = z_buf.data() - b0 * G;  // indexed by row b
+    for (int64_t b = b0; b < b1; ++b) std::copy(h_p + b * H, h_p + (b + 1) * H, xh + b * K + I);
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t* x_t = x_p + t * B * I;  // (B, I)
+      scalar_t* h_t = out_p + t * B * H;      // (B, H)
+      const int64_t n = rows.end(t, b0, b1);  // rows b0 .. n-1 run
+      for (int64_t b = b0; b < n; ++b) std::copy(x_t + b * I, x_t + (b + 1) * I, xh + b * K);
+      xh_W_catT(n - b0, xh + b0 * K, z + b0 * G, false);  // z_t = [x_t, h_{t-1}] W_cat^T
+      over_batch(b0, n, G, [&](int64_t b) {
+        const scalar_t* zb = z + b * G;  // (4H) [z_i, z_f, z_g, z_o] without the bias
+        scalar_t *cb = c + b * H, *hb = h_t + b * H, *h_next = xh + b * K + I;
+        over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
+          const auto s = lstm_cell(zb, b_p, cb, H, j, m);
+          store(s.c, cb + j, m), store(s.h, hb + j, m), store(s.h, h_next + j, m);
+        });
+      });
+      zero_ended(h_t, n, b1, H);
+    }
+    for (int64_t b = b0; b < b1; ++b) std::copy(xh + b * K + I, xh + (b + 1) * K, h_p + b * H);
+  });
 }
 
 // LSTM backward, t = T .. 1, from dh_next = dL/dh_T and dc_next = dL/dc_T:
@@ -367,40 +367,43 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
   const scalar_t* dout_p = dout.data_ptr<scalar_t>();
   const scalar_t* c = cs.data_ptr<scalar_t>();
   const scalar_t* a = gates.data_ptr<scalar_t>();
-  const scalar_t* W = W_hh.data_ptr<scalar_t>();
   scalar_t *dhn = dh_next.data_ptr<scalar_t>(), *dcn = dc_next.data_ptr<scalar_t>();
   scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dc_p = dc.data_ptr<scalar_t>();
   scalar_t* dz_p = dz.data_ptr<scalar_t>();
-  SmallGemmThreads threads(2 * B * G * H);
-  for (int64_t t = T - 1; t >= 0; --t) {  // step t+1 of the equations
-    const scalar_t* a_t = a + t * B * G;        // (B, 4H) [i, f, g, o]
-    const scalar_t* c_prev = c + t * B * H;     // (B, H) c_{t-1}
-    const scalar_t* c_t = c + (t + 1) * B * H;  // (B, H) c_t
-    const scalar_t* dout_t = dout_p + t * B * H;
-    scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * B * G;
-    const int64_t n_rows = rows(t);  // rows 0 .. n_rows-1 run
-    over_batch(n_rows, G, [&](int64_t b) {
-      const scalar_t* ib = a_t + b * G;
-      const scalar_t *fb = ib + H, *gb = ib + 2 * H, *ob = ib + 3 * H;
-      const scalar_t *cpb = c_prev + b * H, *cb = c_t + b * H, *dob = dout_t + b * H;
-      scalar_t *dhnb = dhn + b * H, *dcnb = dcn + b * H, *dhb = dh_t + b * H, *dcb = dc_t + b * H;
-      scalar_t* dzb = dz_t + b * G;
-      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        auto i = load(ib + j, n), f = load(fb + j, n), g = load(gb + j, n), o = load(ob + j, n);
-        const auto k = lstm_local_factors(i, f, g, o, load(cpb + j, n), tanh(load(cb + j, n)));
-        auto dh_v = load(dob + j, n) + load(dhnb + j, n);
-        auto dc_v = load(dcnb + j, n) + dh_v * k.dc_dh;
-        store(dh_v, dhb + j, n), store(dc_v, dcb + j, n);
-        store(dc_v * k.dz_i, dzb + j, n);
-        store(dc_v * k.dz_f, dzb + H + j, n);
-        store(dc_v * k.dz_g, dzb + 2 * H + j, n);
-        store(dh_v * k.dz_o, dzb + 3 * H + j, n);
-        store(dc_v * f, dcnb + j, n);
+  const RowBlocks blocks(B, 2 * B * G * H);
+  const StepGemm<scalar_t> dz_W_hh(W_hh.data_ptr<scalar_t>(), H, G, false, blocks.rows());
+  blocks.run([&](int64_t b0, int64_t b1) {
+    for (int64_t t = T - 1; t >= 0; --t) {  // step t+1 of the equations
+      const scalar_t* a_t = a + t * B * G;        // (B, 4H) [i, f, g, o]
+      const scalar_t* c_prev = c + t * B * H;     // (B, H) c_{t-1}
+      const scalar_t* c_t = c + (t + 1) * B * H;  // (B, H) c_t
+      const scalar_t* dout_t = dout_p + t * B * H;
+      scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * B * G;
+      const int64_t n = rows.end(t, b0, b1);  // rows b0 .. n-1 run
+      over_batch(b0, n, G, [&](int64_t b) {
+        const scalar_t* ib = a_t + b * G;
+        const scalar_t *fb = ib + H, *gb = ib + 2 * H, *ob = ib + 3 * H;
+        const scalar_t *cpb = c_prev + b * H, *cb = c_t + b * H, *dob = dout_t + b * H;
+        scalar_t *dhnb = dhn + b * H, *dcnb = dcn + b * H;
+        scalar_t *dhb = dh_t + b * H, *dcb = dc_t + b * H, *dzb = dz_t + b * G;
+        over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
+          auto i = load(ib + j, m), f = load(fb + j, m), g = load(gb + j, m);
+          auto o = load(ob + j, m);
+          const auto k = lstm_local_factors(i, f, g, o, load(cpb + j, m), tanh(load(cb + j, m)));
+          auto dh_v = load(dob + j, m) + load(dhnb + j, m);
+          auto dc_v = load(dcnb + j, m) + dh_v * k.dc_dh;
+          store(dh_v, dhb + j, m), store(dc_v, dcb + j, m);
+          store(dc_v * k.dz_i, dzb + j, m);
+          store(dc_v * k.dz_f, dzb + H + j, m);
+          store(dc_v * k.dz_g, dzb + 2 * H + j, m);
+          store(dh_v * k.dz_o, dzb + 3 * H + j, m);
+          store(dc_v * f, dcnb + j, m);
+        });
       });
-    });
-    gemm<scalar_t>(false, false, n_rows, H, G, 1, dz_t, G, W, H, 0, dhn, H);  // dz_t W_hh
-    zero_ended(dh_t, n_rows, B, H), zero_ended(dc_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, G);
-  }
+      dz_W_hh(n - b0, dz_t + b0 * G, dhn + b0 * H, false);  // dh_next = dz_t W_hh
+      zero_ended(dh_t, n, b1, H), zero_ended(dc_t, n, b1, H), zero_ended(dz_t, n, b1, G);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,21 +443,23 @@ template <typename scalar_t>
 void rnn_forward_loop(Tensor& hs, const Tensor& W_hh, Act act, Rows rows) {
   const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   scalar_t* h = hs.data_ptr<scalar_t>();
-  const scalar_t* W = W_hh.data_ptr<scalar_t>();
-  SmallGemmThreads threads(2 * B * H * H);
-  for (int64_t t = 0; t < T; ++t) {
-    const scalar_t* h_prev = h + t * B * H;  // (B, H) h_{t-1}
-    scalar_t* z_t = h + (t + 1) * B * H;     // (B, H) z_t, then h_t
-    const int64_t n_rows = rows(t);          // rows 0 .. n_rows-1 run
-    gemm<scalar_t>(false, true, n_rows, H, H, 1, h_prev, H, W, H, 1, z_t, H);  // += h W_hh^T
-    over_batch(n_rows, H, [&](int64_t b) {
-      scalar_t* zb = z_t + b * H;
-      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        store(activation(act, load(zb + j, n)), zb + j, n);
+  const RowBlocks blocks(B, 2 * B * H * H);
+  const StepGemm<scalar_t> h_W_hhT(W_hh.data_ptr<scalar_t>(), H, H, true, blocks.rows());
+  blocks.run([&](int64_t b0, int64_t b1) {
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t* h_prev = h + t * B * H;  // (B, H) h_{t-1}
+      scalar_t* z_t = h + (t + 1) * B * H;     // (B, H) z_t, then h_t
+      const int64_t n = rows.end(t, b0, b1);   // rows b0 .. n-1 run
+      h_W_hhT(n - b0, h_prev + b0 * H, z_t + b0 * H, true);  // z_t += h_{t-1} W_hh^T
+      over_batch(b0, n, H, [&](int64_t b) {
+        scalar_t* zb = z_t + b * H;
+        over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
+          store(activation(act, load(zb + j, m)), zb + j, m);
+        });
       });
-    });
-    zero_ended(z_t, n_rows, B, H);
-  }
+      zero_ended(z_t, n, b1, H);
+    }
+  });
 }
 
 // RNN backward, t = T .. 1, from dh_next = dL/dh_T:
@@ -466,46 +471,98 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
                        Act act, Tensor& dh, Tensor& dz, Rows rows) {
   const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   const scalar_t *h = hs.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>();
-  const scalar_t* W = W_hh.data_ptr<scalar_t>();
   scalar_t* dhn = dh_next.data_ptr<scalar_t>();
   scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dz_p = dz.data_ptr<scalar_t>();
-  SmallGemmThreads threads(2 * B * H * H);
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const scalar_t* h_t = h + (t + 1) * B * H;
-    const scalar_t* dout_t = dout_p + t * B * H;
-    scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
-    const int64_t n_rows = rows(t);  // rows 0 .. n_rows-1 run
-    over_batch(n_rows, H, [&](int64_t b) {
-      const int64_t o = b * H;
-      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        auto dh_v = load(dout_t + o + j, n) + load(dhn + o + j, n);
-        store(dh_v, dh_t + o + j, n);
-        store(dh_v * activation_grad(act, load(h_t + o + j, n)), dz_t + o + j, n);
+  const RowBlocks blocks(B, 2 * B * H * H);
+  const StepGemm<scalar_t> dz_W_hh(W_hh.data_ptr<scalar_t>(), H, H, false, blocks.rows());
+  blocks.run([&](int64_t b0, int64_t b1) {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* h_t = h + (t + 1) * B * H;
+      const scalar_t* dout_t = dout_p + t * B * H;
+      scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
+      const int64_t n = rows.end(t, b0, b1);  // rows b0 .. n-1 run
+      over_batch(b0, n, H, [&](int64_t b) {
+        const int64_t o = b * H;
+        over_row<scalar_t>(H, [&](int64_t j, int64_t m) {
+          auto dh_v = load(dout_t + o + j, m) + load(dhn + o + j, m);
+          store(dh_v, dh_t + o + j, m);
+          store(dh_v * activation_grad(act, load(h_t + o + j, m)), dz_t + o + j, m);
+        });
       });
-    });
-    gemm<scalar_t>(false, false, n_rows, H, H, 1, dz_t, H, W, H, 0, dhn, H);  // dz_t W_hh
-    zero_ended(dh_t, n_rows, B, H), zero_ended(dz_t, n_rows, B, H);
-  }
+      dz_W_hh(n - b0, dz_t + b0 * H, dhn + b0 * H, false);  // dh_next = dz_t W_hh
+      zero_ended(dh_t, n, b1, H), zero_ended(dz_t, n, b1, H);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
-// Operators (torch.ops.vanishing_bptt.*); the checks make a misuse an error, not a crash.
+// Operators (torch.ops.<VANISHING_LIBRARY>.*); the checks make a misuse an error, not a crash.
 
 bool is_real(const Tensor& t) {
   return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
 }
 
+// With x, W_ih (and b, or None: no bias) the input term is computed in the loop and gates
+// need no content on entry; without x, gates hold W_ih x_t + b.
 void lstm_forward(Tensor gates, Tensor hs, Tensor cs, const Tensor& W_hh,
-                  const std::optional<Tensor>& batch_sizes) {
+                  const std::optional<Tensor>& batch_sizes, const std::optional<Tensor>& x,
+                  const std::optional<Tensor>& W_ih, const std::optional<Tensor>& b) {
   TORCH_CHECK(is_real(gates), "lstm_forward: float32 or float64 only");
   check({{&gates, "gates"}, {&hs, "hs"}, {&cs, "cs"}, {&W_hh, "W_hh"}}, gates);
   const int64_t T = gates.size(0), B = gates.size(1), H = hs.size(2);
   TORCH_CHECK(hs.sizes() == at::IntArrayRef({T + 1, B, H}) && cs.sizes() == hs.sizes() &&
                   gates.size(2) == 4 * H && W_hh.sizes() == at::IntArrayRef({4 * H, H}),
               "lstm_forward: inconsistent shapes");
+  TORCH_CHECK(x.has_value() == W_ih.has_value() && (x.has_value() || !b.has_value()),
+              "lstm_forward: x and W_ih (and b) come together");
+  Tensor W_cat, bias;  // (4H, I+H), (4H,) for the input term in the loop
+  if (x.has_value()) {
+    check({{&*x, "x"}, {&*W_ih, "W_ih"}}, gates);
+    TORCH_CHECK(x->dim() == 3 && x->size(0) == T && x->size(1) == B && W_ih->dim() == 2 &&
+                    W_ih->size(0) == 4 * H && W_ih->size(1) == x->size(2) &&
+                    (!b.has_value() || b->sizes() == at::IntArrayRef({4 * H})),
+                "lstm_forward: inconsistent shapes");
+    W_cat = at::cat({*W_ih, W_hh}, 1);
+    bias = b.has_value() ? b->contiguous() : at::zeros({4 * H}, gates.options());
+    check({{&bias, "b"}}, gates);
+  }
   const Rows rows = active_rows(batch_sizes, T, B, "lstm_forward");
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward",
-                             [&] { lstm_forward_loop<scalar_t>(gates, hs, cs, W_hh, rows); });
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+    InputTerm<scalar_t> in;
+    if (x.has_value()) {
+      in = {x->data_ptr<scalar_t>(), W_cat.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>(),
+            x->size(2)};
+    }
+    lstm_forward_loop<scalar_t>(gates, hs, cs, W_hh, rows, in);
+  });
+}
+
+// (out (T, B, H), h_n, c_n (B, H)) of lstm_inference_loop; b (4H,) = b_ih + b_hh or None.
+std::tuple<Tensor, Tensor, Tensor> lstm_inference(const Tensor& x, const Tensor& h0,
+                                                  const Tensor& c0, const Tensor& W_ih,
+                                                  const Tensor& W_hh,
+                                                  const std::optional<Tensor>& b,
+                                                  const std::optional<Tensor>& batch_sizes) {
+  TORCH_CHECK(is_real(x), "lstm_inference: float32 or float64 only");
+  check({{&x, "x"}, {&W_ih, "W_ih"}, {&W_hh, "W_hh"}}, x);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = W_hh.size(1);
+  TORCH_CHECK(W_ih.sizes() == at::IntArrayRef({4 * H, I}) &&
+                  W_hh.sizes() == at::IntArrayRef({4 * H, H}) &&
+                  h0.sizes() == at::IntArrayRef({B, H}) && c0.sizes() == h0.sizes() &&
+                  (!b.has_value() || b->sizes() == at::IntArrayRef({4 * H})),
+              "lstm_inference: inconsistent shapes");
+  Tensor h_n = h0.clone(at::MemoryFormat::Contiguous);  // (B, H) h_0, then each row's h_n
+  Tensor c_n = c0.clone(at::MemoryFormat::Contiguous);  // (B, H) c_0, then each row's c_n
+  const Tensor bias = b.has_value() ? b->contiguous() : at::zeros({4 * H}, x.options());
+  check({{&h_n, "h0"}, {&c_n, "c0"}, {&bias, "b"}}, x);
+  const Tensor W_cat = at::cat({W_ih, W_hh}, 1);  // (4H, I+H) [W_ih, W_hh]
+  Tensor out = at::empty({T, B, H}, x.options());  // (T, B, H) h_1 .. h_T
+  huge_pages(out);
+  const Rows rows = active_rows(batch_sizes, T, B, "lstm_inference");
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_inference", [&] {
+    lstm_inference_loop<scalar_t>(x, W_cat, bias, out, h_n, c_n, rows);
+  });
+  return {out, h_n, c_n};
 }
 
 std::tuple<Tensor, Tensor> lstm_backward(const Tensor& dout, const Tensor& dh_n,
@@ -596,6 +653,12 @@ std::tuple<Tensor, Tensor> lstm_local_factors_op(const Tensor& gates_in, const T
   return {dc_dh, dz};
 }
 
+// Lanes of the vectors this build runs (16 floats for the AVX-512 variant, 8 for AVX2 and
+// generic), so a test can tell which instructions a loaded variant executes.
+int64_t vector_width(bool float64) {
+  return float64 ? Vec<double>::size() : Vec<float>::size();
+}
+
 // The names of the kernel's nonlinearity table, for the test that holds it equal to Python's.
 std::vector<std::string> nonlinearities() {
   std::vector<std::string> names;
@@ -603,31 +666,76 @@ std::vector<std::string> nonlinearities() {
   return names;
 }
 
-// Tuning knobs, for measurements: "blas" 1 calls sgemm_/dgemm_ directly, 0 ATen's mm;
-// "parallel_gemm_flops" and "elementwise_grain" as in Blas. value < 0 only reads. Returns the
-// value in effect ("blas" reads 0 where the BLAS symbols were not found).
+// Tuning knobs (gemm.h's Blas), for measurements and tests; value < 0 only reads. Returns the
+// value in effect. "gemm": the GEMM of the loops, 0 ATen's mm, 1 the BLAS (sgemm_/dgemm_),
+// 2 MKL's packed GEMM, 3 oneDNN, 4 auto (the load-time choice); "parallel_gemm_flops",
+// "elementwise_grain", "split_rows", "fused_input_max", "huge_page_bytes" as in Blas.
 int64_t config(const std::string& key, int64_t value) {
   Blas& b = blas();
-  if (key == "blas") {
-    if (value >= 0) b.use_raw.store(value != 0);
-    return b.use_raw.load() && b.sgemm != nullptr && b.dgemm != nullptr;
-  }
-  std::atomic<int64_t>* field = key == "parallel_gemm_flops" ? &b.parallel_gemm_flops
-                                : key == "elementwise_grain" ? &b.elementwise_grain
-                                                             : nullptr;
+  std::atomic<int64_t>* field = key == "gemm"                  ? &b.gemm
+                                : key == "parallel_gemm_flops" ? &b.parallel_gemm_flops
+                                : key == "elementwise_grain"   ? &b.elementwise_grain
+                                : key == "split_rows"          ? &b.split_rows
+                                : key == "fused_input_max"     ? &b.fused_input_max
+                                : key == "huge_page_bytes"     ? &b.huge_page_bytes
+                                                               : nullptr;
   TORCH_CHECK(field != nullptr, "unknown kernel setting ", key,
-              "; expected blas, parallel_gemm_flops or elementwise_grain");
+              "; expected gemm, parallel_gemm_flops, elementwise_grain, split_rows, "
+              "fused_input_max or huge_page_bytes");
+  if (key == "gemm") TORCH_CHECK(value <= 4, "gemm: expected 0 .. 4, got ", value);
   if (value >= 0) field->store(value);
   return field->load();
 }
 
+// Whether this process has GEMM backend g (0 .. 3 as in config).
+bool gemm_available(int64_t g) {
+  return blas().has(static_cast<Gemm>(g));
+}
+
+// kAuto's table: a call of f flops uses gemms[k] for the first k with f <= flops[k].
+void set_gemm_choice(std::vector<int64_t> flops, std::vector<int64_t> gemms) {
+  TORCH_CHECK(flops.size() == gemms.size() && !flops.empty() && flops.size() <= Blas::kChoices,
+              "set_gemm_choice: 1 .. ", Blas::kChoices, " entries of (flops, gemm)");
+  Blas& b = blas();
+  for (size_t k = 0; k < Blas::kChoices; ++k) {
+    const bool given = k < flops.size();
+    b.choice_gemm[k].store(given ? gemms[k] : gemms.back());
+    b.choice_flops[k].store(given && k + 1 < flops.size() ? flops[k]
+                                                          : std::numeric_limits<int64_t>::max());
+  }
+}
+
+// The backend a loop uses for a float32 call of (rows, K) x (K, N) (as config's numbers).
+int64_t gemm_for(int64_t rows, int64_t N, int64_t K) {
+  return static_cast<int64_t>(choose_gemm<float>(2 * rows * N * K));
+}
+
+double gemm_time_op(int64_t g, int64_t rows, int64_t N, int64_t K, bool trans_w, int64_t threads,
+                    int64_t repeats) {
+  TORCH_CHECK(g >= 0 && g <= 3 && blas().has(static_cast<Gemm>(g)), "gemm_time: backend ", g,
+              " is not available");
+  TORCH_CHECK(rows > 0 && N > 0 && K > 0 && repeats > 0, "gemm_time: sizes must be positive");
+  return gemm_time(static_cast<Gemm>(g), rows, N, K, trans_w, threads, repeats);
+}
+
 }  // namespace
 
-TORCH_LIBRARY(vanishing_bptt, m) {
+// The library's name includes the variant (and a hash of the sources): several variants can
+// be loaded in one process (the tests run each one the CPU supports).
+#ifndef VANISHING_LIBRARY
+#define VANISHING_LIBRARY vanishing_bptt
+#endif
+#define VANISHING_TORCH_LIBRARY(name, m) TORCH_LIBRARY(name, m)
+
+VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
   m.def(
       "lstm_forward(Tensor(a!) gates, Tensor(b!) hs, Tensor(c!) cs, Tensor W_hh, "
-      "Tensor? batch_sizes) -> ()",
+      "Tensor? batch_sizes, Tensor? x, Tensor? W_ih, Tensor? b) -> ()",
       &lstm_forward);
+  m.def(
+      "lstm_inference(Tensor x, Tensor h0, Tensor c0, Tensor W_ih, Tensor W_hh, Tensor? b, "
+      "Tensor? batch_sizes) -> (Tensor, Tensor, Tensor)",
+      &lstm_inference);
   m.def(
       "lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor cs, Tensor gates, "
       "Tensor W_hh, Tensor(a!) dh, Tensor(b!) dc, Tensor(c!) dz, Tensor? batch_sizes) -> "
@@ -641,6 +749,16 @@ TORCH_LIBRARY(vanishing_bptt, m) {
       "Tensor(a!) dh, Tensor(b!) dz, Tensor? batch_sizes) -> Tensor",
       &rnn_backward);
   m.def("config(str key, int value) -> int", &config);
+  m.def("find_onednn(str name) -> bool", &find_onednn);
+  m.def("gemm_available(int gemm) -> bool", &gemm_available);
+  m.def("set_gemm_choice(int[] flops, int[] gemms) -> ()", &set_gemm_choice);
+  m.def("gemm_for(int rows, int N, int K) -> int", &gemm_for);
+  m.def(
+      "gemm_time(int gemm, int rows, int N, int K, bool trans_w, int threads, int repeats) "
+      "-> float",
+      &gemm_time_op);
   m.def("lstm_local_factors(Tensor gates, Tensor cs) -> (Tensor, Tensor)", &lstm_local_factors_op);
   m.def("nonlinearities() -> str[]", &nonlinearities);
+  m.def("vector_width(bool float64) -> int", &vector_width);
+  m.def("huge_pages(Tensor t) -> ()", &huge_pages);
 }
