@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from torch import nn
 import vanishing
 from vanishing import gradflow
 from vanishing.gradflow import profile
+from vanishing.report.machine import cpu_model
 
 SIZES = [(64, 100, 64), (32, 200, 128), (16, 1000, 16), (256, 100, 256)]  # (B, T, H)
 EXACT_UP_TO_H = 128  # "exact" forms T B matrices of H x H per term: minutes beyond
@@ -167,17 +167,6 @@ def accuracy(hidden: list[int], layers: int = 6) -> list[str]:
         rows.append(f"| {H} | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return rows
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main() -> None:

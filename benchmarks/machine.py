@@ -6,36 +6,13 @@ Every published figure carries this line: timings are only comparable on one mac
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 
 import torch
 
 from vanishing.nn import kernel
-
-
-def cpu_model() -> str:
-    """lscpu's Model name, with the family and model of /proc/cpuinfo (a VM's name is vague)."""
-    name = platform.processor() or platform.machine()
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-        name = next(
-            (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), name
-        )
-    except OSError:
-        pass
-    try:
-        info = dict(
-            (k.strip(), v.strip())
-            for k, _, v in (ln.partition(":") for ln in open("/proc/cpuinfo").read().splitlines())
-            if k.strip() in ("cpu family", "model")
-        )
-        name += f" (family {info['cpu family']}, model {info['model']})"
-    except (OSError, KeyError):
-        pass
-    return name
+from vanishing.report.machine import cpu_model
 
 
 def kernel_description() -> str:

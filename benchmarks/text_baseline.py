@@ -15,9 +15,7 @@ C tried). Prints the CPU model and torch's ISA beside the table.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 
 import torch
 
@@ -30,17 +28,7 @@ from vanishing.apps.text import (
     stratified_split,
     tfidf_baseline,
 )
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from vanishing.report.machine import cpu_model
 
 
 def main() -> None:

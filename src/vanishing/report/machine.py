@@ -12,14 +12,19 @@ import torch
 
 
 def cpu_model() -> str:
-    """The CPU's model name (as lscpu prints it), or the platform's processor string."""
+    """The CPU's model name (as lscpu prints it) with /proc/cpuinfo's family and model (a
+    virtual machine's name is vague), or the platform's processor string."""
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        name = fields["model name"]
+    except (OSError, KeyError):
+        return platform.processor() or "unknown CPU"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def machine() -> dict[str, Any]:
