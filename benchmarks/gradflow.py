@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +179,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    load = os.getloadavg()[0]
     repeats = 3 if args.quick else args.repeats
     sizes = SIZES[:2] if args.quick else SIZES
     lines = [
@@ -210,7 +212,8 @@ def main() -> None:
         + f"`: {cpu_model()}, torch reports ISA {torch.backends.cpu.get_cpu_capability()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, float32, denormals "
         f"flushed, median of {repeats} interleaved runs ({2 * repeats + 1} blocks of 10 steps "
-        "for the monitor), on a machine shared with other jobs."
+        f"for the monitor); load average {load:.1f} before, {os.getloadavg()[0]:.1f} after "
+        "(2 cores)."
     )
     print(header)
     if not args.quick:
