@@ -3,15 +3,10 @@ set), beside TF-IDF + logistic regression and the other recurrent cell on the sa
 
 from __future__ import annotations
 
-import html
-import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from vanishing.apps.network import CELLS
 from vanishing.apps.text.datasets import DATASETS
@@ -22,11 +17,14 @@ from vanishing.cli.common import (
     RUNS,
     SEED_MAX,
     Nonlinearity,
+    as_option,
     choices,
     console,
     fail,
     new_run_dir,
     one_line_errors,
+    print_table,
+    run_meta,
 )
 
 Opt = typer.Option
@@ -54,13 +52,6 @@ OPTIONS = {
     "n_jobs": "--threads",
 }
 """{TextClassifier parameter: its option}, to name the option in an error."""
-
-
-def as_option(message: str) -> str:
-    """'TextClassifier: max_length must be ...' -> '--max-length must be ...'."""
-    message = message.removeprefix("TextClassifier: ")
-    first, _, rest = message.partition(" ")
-    return f"{OPTIONS[first]} {rest}" if first in OPTIONS else message
 
 
 def classify_text(
@@ -152,13 +143,9 @@ def classify_text(
     test text) into runs/classify-text-<time>/.
     """
     from vanishing.apps.text import TextDataError
+    from vanishing.apps.text.classifier import TextClassifier
+    from vanishing.apps.text.classify_run import COLUMNS, load_split, score_rows, write_run
     from vanishing.apps.text.compare import compare as run_compare
-    from vanishing.apps.text.compare import model_name
-    from vanishing.apps.text.datasets import load_dataset
-    from vanishing.apps.text.explain import explain
-    from vanishing.apps.text.report import write_page
-    from vanishing.apps.text.split import read_split, stratified_split
-    from vanishing.report.machine import machine
 
     if (file is None) == (dataset is None):
         fail("give exactly one of --file F or --dataset keyword|order|fortunes")
@@ -189,37 +176,27 @@ def classify_text(
         n_jobs=threads,
         verbose=int(progress),
     )
-    from vanishing.apps.text.classifier import TextClassifier
-
     try:
         TextClassifier(**params)._check_params()
     except (ValueError, TypeError) as error:
-        fail(as_option(str(error)))
+        fail(as_option(str(error), OPTIONS))
     try:
-        if file is not None and test_file is not None:
-            split = read_split(
-                file,
-                test_file,
-                text_col,
-                label_col,
-                val_file,
-                val_fraction=val,
-                seed=seed,
-                format=fmt and fmt.value,
-                encoding=encoding,
-            )
-            source = f"{file} (test: {test_file})"
-        else:
-            if file is not None:
-                from vanishing.apps.text import read_texts
-
-                data = read_texts(
-                    file, text_col, label_col, format=fmt and fmt.value, encoding=encoding
-                )
-            else:
-                data = load_dataset(dataset.value, n, length, head, seed)
-            split = stratified_split(data, val=val, test=test, seed=seed)
-            source = data.source
+        split, source = load_split(
+            file,
+            test_file,
+            val_file,
+            dataset and dataset.value,
+            text_col,
+            label_col,
+            val=val,
+            test=test,
+            seed=seed,
+            fmt=fmt and fmt.value,
+            encoding=encoding,
+            n=n,
+            length=length,
+            head=head,
+        )
     except (TextDataError, ValueError, TypeError) as error:
         fail(str(error))
     run_dir = new_run_dir(out, "classify-text")
@@ -234,58 +211,6 @@ def classify_text(
             scores, models = run_compare(split, cells, params, seed, compare, announce)
         except FloatingPointError as error:
             fail(str(error))
-    chosen = models[model.value]
-    chosen.save(run_dir / "model")
-    chosen.vocabulary_.save(run_dir / "vocabulary.json")
-    info = machine()
-    command = "vanishing " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    metrics = {
-        "command": command,
-        "machine": info,
-        "data": {
-            "source": source,
-            "classes": split.classes,
-            "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-            "majority": max(split.test.class_counts().values()) / len(split.test),
-        },
-        "params": {k: v for k, v in params.items() if k != "verbose"},
-        "scores": [vars(s) for s in scores],
-        "saved_model": model_name(model.value, nonlinearity.value),
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-
-    text = split.test.texts[0]
-    explained = {model_name(c, nonlinearity.value): explain(m, text) for c, m in models.items()}
-    columns = ["model", "accuracy", "macro-F1", "fit s", "epochs", "note"]
-    rows = [
-        [
-            s.name,
-            f"{s.accuracy:.3f}",
-            f"{s.macro_f1:.3f}",
-            f"{s.fit_seconds:.1f}",
-            "" if s.epochs is None else str(s.epochs),
-            s.detail,
-        ]
-        for s in scores
-    ]
-    sizes = metrics["data"]["sizes"]
-    first_label = split.test.require_labels()[0]
-    intro = (
-        f"Data: {html.escape(source)}; {len(split.classes)} classes; train/val/test = "
-        f"{sizes['train']}/{sizes['val']}/{sizes['test']} texts (majority class on test: "
-        f"{metrics['data']['majority']:.3f}). Scores on the test part. Below: the per-token "
-        f"gradients of the first test text (true label {html.escape(repr(first_label))})."
-    )
-    meta = (
-        f"<code>{html.escape(command)}</code> &middot; {info['date']} &middot; CPU {info['cpu']} "
-        f"({info['cores']} cores), torch {info['torch']} ISA {info['isa']}"
-    )
-    write_page(run_dir, "vanishing classify-text", intro, columns, rows, explained, meta)
-
-    table = Table(title=f"{source}: test scores ({sizes['test']} texts)")
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("model", "note") else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    write_run(run_dir, split, source, params, scores, models, model.value, run_meta())
+    print_table(f"{source}: test scores ({len(split.test)} texts)", COLUMNS, score_rows(scores))
     console.print(f"run folder: {run_dir}", highlight=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import html
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from vanishing.cli.common import RUNS, console, fail, new_run_dir
+from vanishing.cli.common import RUNS, console, fail, new_run_dir, run_meta
 from vanishing.report import shade
 
 Opt = typer.Option
@@ -49,8 +47,8 @@ def explain(
     from vanishing.apps.text.compare import model_name
     from vanishing.apps.text.explain import FRACTION
     from vanishing.apps.text.explain import explain as explain_text
-    from vanishing.apps.text.report import write_page
-    from vanishing.report.machine import machine
+    from vanishing.apps.text.report import write_explanation
+    from vanishing.report.machine import describe
 
     try:
         kind = read_kind(model)
@@ -78,27 +76,6 @@ def explain(
         f"last (norm >= {FRACTION:g} of the last token's)",
         highlight=False,
     )
-    info = machine()
-    command = "vanishing " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    rows = [
-        [str(t + 1), token, f"{grads.dh_norm[t]:.3g}"]
-        + ([] if grads.dc_norm is None else [f"{grads.dc_norm[t]:.3g}"])
-        for t, token in enumerate(grads.tokens)
-    ]
-    columns = ["t", "token", "‖∂L/∂h_t‖"] + ([] if grads.dc_norm is None else ["‖∂L/∂c_t‖"])
-    intro = (
-        f"The per-token gradients of the model in <code>{html.escape(str(model))}</code> on "
-        "one text; the table lists them token by token, the shaded texts show them at a glance."
-    )
-    meta = f"<code>{html.escape(command)}</code> &middot; {info['date']}"
-    page = write_page(
-        run_dir,
-        "vanishing explain",
-        intro,
-        columns,
-        rows,
-        {name: grads},
-        meta,
-        name="explain.html",
-    )
+    meta = html.escape(describe(run_meta()))
+    page = write_explanation(run_dir, name, grads, model, meta)
     console.print(f"wrote {page}", highlight=False)

@@ -107,3 +107,24 @@ def write_page(
     return write_report(
         folder / name, title, intro, columns, rows, sections, meta, blocks, TOKEN_STYLE
     )
+
+
+def write_explanation(
+    folder: Path, name: str, grads: TokenGradients, model: str | Path, meta: str = ""
+) -> Path:
+    """`vanishing explain`'s page, explain.html (with write_page's figures and tokens.json):
+    the token-by-token table of one text's gradients and the shaded text; name: the model's
+    display name; model: the folder it was loaded from; meta: the run's line (HTML)."""
+    rows = [
+        [str(t + 1), token, f"{grads.dh_norm[t]:.3g}"]
+        + ([] if grads.dc_norm is None else [f"{grads.dc_norm[t]:.3g}"])
+        for t, token in enumerate(grads.tokens)
+    ]
+    columns = ["t", "token", "‖∂L/∂h_t‖"] + ([] if grads.dc_norm is None else ["‖∂L/∂c_t‖"])
+    intro = (
+        f"The per-token gradients of the model in <code>{html.escape(str(model))}</code> on "
+        "one text; the table lists them token by token, the shaded texts show them at a glance."
+    )
+    return write_page(
+        folder, "vanishing explain", intro, columns, rows, {name: grads}, meta, "explain.html"
+    )
