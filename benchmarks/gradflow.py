@@ -25,11 +25,10 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
-from layers import median_ms  # benchmarks/layers.py: interleaved rounds, median
+from layers import median_ms, write_section  # benchmarks/layers.py
 from torch import nn
 
 import vanishing
@@ -39,7 +38,6 @@ from vanishing.report.machine import cpu_model
 
 SIZES = [(64, 100, 64), (32, 200, 128), (16, 1000, 16), (256, 100, 256)]  # (B, T, H)
 EXACT_UP_TO_H = 128  # "exact" forms T B matrices of H x H per term: minutes beyond
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Model(nn.Module):
@@ -224,18 +222,11 @@ def write_report(
     header: str, lines: list[str], monitor_lines: list[str], accuracy_lines: list[str]
 ) -> None:
     """Replace the generated gradflow section of docs/performance.md, keep the rest."""
-    path = ROOT / "docs" / "performance.md"
-    begin, end = "<!-- gradflow:begin -->", "<!-- gradflow:end -->"
     accuracy_note = "Estimate / exact of the 'terms' detail, worst / median over lags, steps:"
-    table = "\n".join(
-        [begin, header, "", *lines, "", *monitor_lines, "", accuracy_note, "", *accuracy_lines, end]
+    write_section(
+        "gradflow",
+        [header, "", *lines, "", *monitor_lines, "", accuracy_note, "", *accuracy_lines],
     )
-    text = path.read_text()
-    if begin not in text:
-        text += f"\n{begin}\n{end}\n"
-    head, rest = text.split(begin, 1)
-    path.write_text(head + table + rest.split(end, 1)[1])
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

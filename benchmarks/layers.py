@@ -227,17 +227,23 @@ def main() -> None:
         write_report(header, lines, memory)
 
 
-def write_report(header: str, lines: list[str], memory: list[str]) -> None:
-    """Replace the generated section of docs/performance.md, keep the prose around it."""
+def write_section(name: str, lines: list[str]) -> None:
+    """Replace the lines between <!-- name:begin --> and <!-- name:end --> in
+    docs/performance.md (appending the markers if absent), keep the prose around them."""
     path = ROOT / "docs" / "performance.md"
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    table = "\n".join([begin, header, "", *lines, "", *memory, end])
-    text = path.read_text() if path.exists() else f"# Performance\n\n{begin}\n{end}\n"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    table = "\n".join([begin, *lines, end])
+    text = path.read_text() if path.exists() else "# Performance\n"
     if begin not in text:
         text += f"\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)
     path.write_text(head + table + rest.split(end, 1)[1])
     print(f"wrote {path}")
+
+
+def write_report(header: str, lines: list[str], memory: list[str]) -> None:
+    """Replace the generated section of docs/performance.md, keep the prose around it."""
+    write_section("bench", [header, "", *lines, "", *memory])
 
 
 if __name__ == "__main__":

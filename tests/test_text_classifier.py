@@ -1,4 +1,4 @@
-"""TextClassifier, its per-token gradients, predict_file, the text page and the two commands:
+"""TextClassifier, its per-token gradients, text_predictions, the text page and the two commands:
 the estimator API, save/load and bad model files, LSTM against RNN on far keywords, explain's
 gradients against autograd's, the page in headless Chromium, one clear error per bad input."""
 
@@ -24,7 +24,7 @@ from vanishing.apps.model_file import ModelFileError, read_kind
 from vanishing.apps.text import CHANCE, TextDataError, keyword_texts, stratified_split
 from vanishing.apps.text.classifier import TextClassifier
 from vanishing.apps.text.explain import explain
-from vanishing.apps.text.predict import predict_file
+from vanishing.apps.text.predict import text_predictions
 from vanishing.apps.text.report import write_page
 from vanishing.cli import app
 
@@ -241,11 +241,13 @@ def test_explain_bad_input(fitted: TextClassifier) -> None:
         explain(TextClassifier(), "alpha")
 
 
-def test_predict_file(fitted: TextClassifier, tmp_path: Path) -> None:
+def test_text_predictions(fitted: TextClassifier, tmp_path: Path) -> None:
     source = tmp_path / "new.jsonl"
     source.write_text('{"body": "alpha baka"}\n\n{"body": "omega \\u00e9t\\u00e9"}\n')
     fitted.save(tmp_path / "m")
-    assert predict_file(tmp_path / "m", source, tmp_path / "p.csv", text_col="body") == 2
+    predictions = text_predictions(tmp_path / "m", source, text_col="body")
+    predictions.write_csv(tmp_path / "p.csv")
+    assert len(predictions.rows) == 2
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["line"] for r in rows] == ["1", "3"]
     proba = fitted.predict_proba(["alpha baka", "omega été"])
@@ -253,7 +255,7 @@ def test_predict_file(fitted: TextClassifier, tmp_path: Path) -> None:
         assert row["prediction"] == fitted.classes_[p.argmax()]
         assert np.allclose([float(row["p_alpha"]), float(row["p_omega"])], p, atol=1e-6)
     with pytest.raises(TextDataError, match=r"new.jsonl, line 1: no column 'text'"):
-        predict_file(fitted, source, tmp_path / "q.csv")
+        text_predictions(fitted, source).write_csv(tmp_path / "q.csv")
     assert not (tmp_path / "q.csv").exists()
 
 

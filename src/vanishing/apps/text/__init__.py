@@ -3,7 +3,7 @@ generated keyword texts, the fortunes corpus, the TF-IDF + logistic-regression b
 the recurrent classifier with its per-token gradients.
 
 scikit-learn (the extra ``vanishing[text]``) is imported only when a baseline is fitted or
-one of LAZY (``TextClassifier``, ``explain``, ``TokenGradients``, ``predict_file``, which
+one of LAZY (``TextClassifier``, ``explain``, ``TokenGradients``, ``text_predictions``, which
 stand on the scikit-learn estimator base) is first used.
 """
 
@@ -34,7 +34,7 @@ LAZY = {
     "TextClassifier": "classifier",
     "TokenGradients": "explain",
     "explain": "explain",
-    "predict_file": "predict",
+    "text_predictions": "predict",
 }
 """{name: its module}, imported on first use (they import scikit-learn)."""
 
@@ -73,11 +73,11 @@ __all__ = [
     "macro_f1",
     "normalise",
     "pad_batch",
-    "predict_file",
     "read_split",
     "read_texts",
     "require_sklearn",
     "stratified_split",
+    "text_predictions",
     "tokenize",
     "tfidf_baseline",
     "tfidf_logreg",

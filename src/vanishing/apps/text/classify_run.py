@@ -37,11 +37,11 @@ def load_split(
     val: float,
     test: float,
     seed: int,
+    n: int,
+    length: int,
+    head: int,
     fmt: str | None = None,
     encoding: str = "utf-8",
-    n: int = 2000,
-    length: int = 60,
-    head: int = 10,
 ) -> tuple[Split, str]:
     """(split, a description of its source): the given train/test(/val) files, or one file or
     a named data set (n, length, head: the generated ones') split stratified by seed."""

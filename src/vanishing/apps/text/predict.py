@@ -35,17 +35,3 @@ def text_predictions(
     ]
     columns = ["line", "prediction", *(f"p_{c}" for c in classes)]
     return Predictions(columns, rows, f"{len(rows)} texts")
-
-
-def predict_file(
-    model: TextClassifier | str | Path,
-    path: str | Path,
-    out_csv: str | Path,
-    text_col: str = "text",
-    fmt: str | None = None,
-    encoding: str = "utf-8",
-) -> int:
-    """`text_predictions` written to ``out_csv`` (atomically); returns the number of texts."""
-    predictions = text_predictions(model, path, text_col, fmt, encoding)
-    predictions.write_csv(out_csv)
-    return len(predictions.rows)
