@@ -4,8 +4,8 @@ Exact (for checking): form each H x H matrix and take sqrt(lambda_max(M^T M)) in
 Estimates (for speed): apply the factors to vectors only, never forming a matrix.
 - `lanczos_norm`: sigma_max of a whole batch of operators at once, by Golub-Kahan-Lanczos.
 - `product_norms_estimate`: ||J_T .. J_{T-l+1}||_2 for every lag l: Lanczos for the short
-  lags, a block Krylov sweep (one backward, one forward, one backward pass over the steps)
-  for all of them.
+  lags, and for all of them bases of the left end carried forward (one forward pass) then
+  swept back (one backward pass).
 Every estimate is a Rayleigh quotient, so it never exceeds the exact norm (up to rounding);
 docs/gradflow.md gives the accuracy measured against the exact values. With variable lengths
 (end-aligned steps, `steps.py`) the product norms of lag l are averaged over the sequences
@@ -24,9 +24,12 @@ from torch import Tensor
 from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps, batch_mean
 
 LANCZOS_ITERATIONS = 6  # Golub-Kahan-Lanczos steps per operator (matrix-vector pairs)
-SWEEP_COLUMNS = 8  # vectors per sequence added to the Krylov basis in each round
-SWEEP_POWER = 1  # rounds (a backward and a forward pass each) before the last backward pass
-SHORT_LAGS = 8  # lags 1 .. SHORT_LAGS also get their own Lanczos estimate
+SWEEP_COLUMNS = 6  # vectors per sequence in each basis of the product estimate
+BASIS_SHORTEST = 4  # the shortest basis settles at this lag; each next one BASIS_GROWTH longer
+BASIS_GROWTH = 4
+BASIS_REACH = 2  # a basis settled at lag L is used up to lag L * BASIS_REACH
+QR_EVERY = 4  # steps between re-orthonormalisations of the forward bases
+SHORT_LAGS = 4  # lags 1 .. SHORT_LAGS also get their own Lanczos estimate
 
 Operator = Callable[[Tensor], Tensor]
 
@@ -156,45 +159,99 @@ def short_lag_norms(steps: RNNSteps | LSTMSteps, T: int, lags: int, iterations: 
 
 
 def _orthonormal(Z: Tensor) -> Tensor:
-    """Orthonormal rows spanning the rows of each sequence's block: Z (m, B, H) -> (m, B, H)."""
-    return torch.linalg.qr(Z.permute(1, 2, 0))[0].permute(2, 0, 1)
+    """Orthonormal rows spanning the rows of each sequence's block: Z (..., m, B, H) -> same
+    shape, the span of every leading set of rows kept (QR)."""
+    return torch.linalg.qr(Z.movedim(-3, -1))[0].movedim(-1, -3)
 
 
-def _sweep_back(steps: RNNSteps | LSTMSteps, T: int, Q: Tensor) -> tuple[Tensor, Tensor]:
-    """P_l^T Q for l = 1 .. T-1 as (Y, log_scale): Y (T-1, m, B, H), P_l^T Q = Y[l-1] *
-    exp(log_scale[l-1]) per sequence (log_scale (T-1, B) float64), so nothing under/overflows."""
-    m, B, H = Q.shape
-    Y = Q.new_empty(T - 1, m, B, H)
+def top_eigenvalue(G: Tensor, squarings: int = 20) -> Tensor:
+    """Largest eigenvalue of symmetric positive semi-definite matrices G (..., m, m), float64.
+
+    A Rayleigh quotient v^T G v / v^T v, so never above it (up to rounding): v is the
+    largest column of G^(2^squarings) (repeated squaring, trace-normalised, float32),
+    which leaves of the other eigenvectors a share (lambda_2 / lambda_1)^(2^squarings);
+    the quotient's relative error is at most 1 / (2^(squarings+1) e) (2e-7 at 20).
+    Batched small matrix products instead of eigvalsh's one LAPACK call per matrix.
+    """
+    G = G.to(F64)
+
+    def normalised(P: Tensor) -> Tensor:  # (..., m, m) divided by its trace
+        trace = P.diagonal(dim1=-2, dim2=-1).sum(dim=-1)  # (...,)
+        return P / trace.clamp_min(torch.finfo(P.dtype).tiny)[..., None, None]
+
+    P = normalised(G).to(torch.float32)  # (..., m, m) trace 1
+    for _ in range(squarings):
+        P = normalised(P @ P)
+    j = P.diagonal(dim1=-2, dim2=-1).argmax(dim=-1)  # (...,) the largest column
+    v = torch.take_along_dim(P, j[..., None, None], dim=-1).to(F64)  # (..., m, 1)
+    num = (v.mT @ G @ v)[..., 0, 0]  # (...,)
+    den = (v.mT @ v)[..., 0, 0]  # (...,)
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(F64).tiny), 0.0)
+
+
+def basis_lags(T: int) -> list[int]:
+    """The lags the bases of product_norms_estimate settle at: T - 1, then BASIS_SHORTEST
+    times powers of BASIS_GROWTH below (T - 1) / 2, longest first (T = 100: 99, 16, 4)."""
+    lags = [T - 1]
+    L = BASIS_SHORTEST
+    while 2 * L < lags[0]:
+        lags.insert(1, L)
+        L *= BASIS_GROWTH
+    return lags
+
+
+def _forward_bases(steps: RNNSteps | LSTMSteps, T: int, k: int, gen: torch.Generator) -> Tensor:
+    """Orthonormal (n k, B, H) for the n = len(basis_lags(T)) bases, longest first: basis j
+    is k random vectors carried through the last basis_lags(T)[j] + 1 steps (subspace
+    iteration, QR every QR_EVERY steps and at the end), so it holds the top left singular
+    directions of the products of that length and, as they settle, longer ones. The joint
+    QR at the end keeps each leading set of bases' span."""
+    B, H = steps.dim
+    lags = basis_lags(T)
+    Z = torch.randn(len(lags), k, B, H, generator=gen, dtype=steps.dtype)  # (n, k, B, H)
+    Z = _orthonormal(Z)
+    for s in range(T):  # processing index s: basis j runs from index T - 1 - lags[j]
+        n = sum(1 for L in lags if s >= T - 1 - L)  # bases under way
+        z = steps.jvp(s, Z[:n])  # (n, k, B, H)
+        Z[:n] = _orthonormal(z) if (T - 1 - s) % QR_EVERY == 0 else z
+    return _orthonormal(Z.flatten(0, 1))  # (min(n k, H), B, H)
+
+
+def _lag_groups(T: int, k: int, m: int) -> list[tuple[int, int, int]]:
+    """(first, last, rows): lags first .. last are reached by the bases of rows 0 .. rows-1
+    of the (m, B, H) block of `_forward_bases` (basis j reaches lags 1 .. basis_lags[j]; m
+    is n k, or H where n k rows would exceed it)."""
+    lags = basis_lags(T)
+    groups, first = [], 1
+    for j in range(len(lags) - 1, -1, -1):  # shortest basis first
+        last = T - 1 if j == 0 else min(T - 1, lags[j] * BASIS_REACH)
+        if last >= first:
+            groups.append((first, last, min(k * (j + 1), m)))
+            first = last + 1
+    return groups
+
+
+def _sweep_back(
+    steps: RNNSteps | LSTMSteps, T: int, Q: Tensor, k: int
+) -> tuple[list[Tensor], Tensor]:
+    """P_l^T Q_l for l = 1 .. T-1, Q_l the rows of Q (n k, B, H) whose bases reach lag l: a
+    block (last - first + 1, B, rows, H) per `_lag_groups` group, P_l^T Q_l = its row l -
+    first times exp(log_scale[l-1]) per sequence (log_scale float64 (T-1, B)), so nothing
+    under/overflows."""
+    B, H = steps.dim
+    groups = _lag_groups(T, k, Q.shape[0])
+    Y = [Q.new_empty(last - first + 1, B, rows, H) for first, last, rows in groups]
     scale = Q.new_empty(T - 1, B)  # (T-1, B) each step's normalising factor
+    tiny = torch.finfo(Q.dtype).tiny
     y = Q
-    for lag in range(1, T):
-        y = steps.vjp(T - lag, y)  # (m, B, H)
-        n = torch.linalg.vector_norm(y, dim=(0, 2), out=scale[lag - 1])  # (B,)
-        y = torch.div(y, n.clamp_min_(torch.finfo(y.dtype).tiny).unsqueeze(1), out=Y[lag - 1])
+    for (first, last, rows), Y_g in zip(groups, Y, strict=True):
+        y = y[:rows]
+        for lag in range(first, last + 1):
+            y = steps.vjp(T - lag, y)  # (rows, B, H)
+            n = torch.linalg.vector_norm(y, dim=(0, 2), out=scale[lag - 1])  # (B,)
+            y = y / n.clamp_min(tiny).unsqueeze(1)
+            Y_g[lag - first] = y.transpose(0, 1)  # (B, rows, H)
     return Y, scale.to(F64).log().cumsum(dim=0)
-
-
-def _sweep_forward(
-    steps: RNNSteps | LSTMSteps, T: int, Y: Tensor, log_scale: Tensor, log_weight: Tensor
-) -> Tensor:
-    """sum_l w_l P_l (P_l^T Q) for Y, log_scale of `_sweep_back` and log w_l (T-1, B): one
-    forward pass; the block of lag l joins at processing index T - l. Returns it normalised
-    per sequence: (m, B, H). A weight of -inf leaves a block out; while a sequence's sum is
-    still 0 (log_z = -inf) it stays 0."""
-    tiny = torch.finfo(Y.dtype).tiny
-    log_c = log_scale + log_weight  # (T-1, B) log scale of each lag's block
-    z = torch.zeros_like(Y[0])  # (m, B, H) the sum so far, times exp(-log_z)
-    log_z = torch.full_like(log_c[0], -torch.inf)  # (B,)
-    for lag in range(T - 1, 0, -1):
-        top = torch.maximum(log_z, log_c[lag - 1])  # (B,)
-        top = torch.where(torch.isfinite(top), top, 0.0)  # nothing so far nor here: any scale
-        z_scale = (log_z - top).exp().to(z.dtype).unsqueeze(1)  # (B, 1)
-        y_scale = (log_c[lag - 1] - top).exp().to(z.dtype).unsqueeze(1)  # (B, 1)
-        z = steps.jvp(T - lag, torch.addcmul(z * z_scale, Y[lag - 1], y_scale))  # (m, B, H)
-        n = torch.linalg.vector_norm(z, dim=(0, 2))  # (B,)
-        z = z / n.clamp_min(tiny).unsqueeze(1)
-        log_z = top + torch.where(n > 0, n.clamp_min(tiny).to(F64).log(), -torch.inf)
-    return z
 
 
 def product_norms_estimate(
@@ -202,21 +259,18 @@ def product_norms_estimate(
     T: int,
     columns: int = SWEEP_COLUMNS,
     iterations: int = LANCZOS_ITERATIONS,
-    power: int = SWEEP_POWER,
     seed: int = 0,
 ) -> np.ndarray:
-    """As product_norms_exact, from matrix-vector products only: O(T B H^2 columns power).
+    """As product_norms_exact, from matrix-vector products only: O(T B H^2 columns).
 
-    Block Krylov on the left end k = T, for all lags at once. From Q_0 (H x columns,
-    random, orthonormal), each of `power` rounds runs a backward pass, giving P_l^T Q_j for
-    every lag, and a forward pass that sums P_l P_l^T Q_j / ||P_l^T Q_j||_F^2 over the lags
-    (every lag weighs the same); what that sum adds to the basis becomes Q_{j+1}. A last
-    backward pass gives P_l^T Q for the whole basis Q = [Q_0 .. Q_power], and
-    ||P_l^T Q||_2 (the largest eigenvalue of each lag's Gram) is the estimate: exact once
-    the basis spans R^H. Lags 1 .. SHORT_LAGS, whose directions differ most, also get
-    `iterations` Lanczos steps; each lag keeps the larger of its two lower bounds. With
-    variable lengths a sequence's lags beyond its own (zero products) weigh nothing in the
-    sum and are left out of the mean.
+    One forward pass builds orthonormal bases Q of the left ends (k = columns random
+    vectors per basis, carried through the last 8, 32, 128, .. and all steps:
+    `basis_lags`, `_forward_bases`); one backward pass gives P_l^T Q for every lag l,
+    with the bases that reach l, and ||P_l^T Q||_2 (the largest eigenvalue of each lag's
+    Gram, `top_eigenvalue`) is the estimate, exact once the basis spans R^H. Lags
+    1 .. SHORT_LAGS, which no basis has settled at, also get `iterations` Lanczos steps;
+    each keeps the larger of its two lower bounds. With variable lengths a sequence's lags
+    beyond its own (zero products) are left out of the mean.
     """
     out = np.ones(T)
     if T == 1:
@@ -225,30 +279,12 @@ def product_norms_estimate(
     B, H = steps.dim
     k = min(columns, H)
     gen = torch.Generator().manual_seed(seed)
-    Q = _orthonormal(torch.randn(k, B, H, generator=gen, dtype=steps.dtype))  # (k, B, H)
-    basis = Q  # (m, B, H) orthonormal rows per sequence
-    blocks = [_sweep_back(steps, T, Q)]  # [(Y (T-1, k, B, H), log_scale (T-1, B))]
-    for _ in range(power):
-        if basis.shape[0] >= H:
-            break
-        Y, log_scale = blocks[-1]
-        fro = Y.square().sum(dim=(1, 3)).to(F64).log() + 2 * log_scale  # (T-1, B) log ||.||_F^2
-        weight = -fro  # (T-1, B); -inf: a lag the sequence does not have, or a zero block
-        weight = torch.where(torch.isfinite(weight), weight, -torch.inf)
-        if real is not None:
-            weight = torch.where(real[1:], weight, -torch.inf)
-        Z = _sweep_forward(steps, T, Y, log_scale, weight)  # (k, B, H)
-        m = basis.shape[0]
-        basis = _orthonormal(torch.cat((basis, Z)))[: min(m + k, H)]
-        blocks.append(_sweep_back(steps, T, basis[m:]))
-    top = torch.stack([log_scale for _, log_scale in blocks]).amax(dim=0)  # (T-1, B)
-    Y = torch.cat(
-        [Y * (ls - top).exp().to(Y.dtype)[:, None, :, None] for Y, ls in blocks], dim=1
-    ).permute(0, 2, 1, 3)  # (T-1, B, m, H): P_l^T Q / exp(top)
-    lam = torch.linalg.eigvalsh(Y @ Y.mT)[..., -1].to(F64)  # (T-1, B) largest of each Gram
-    log_sigma = top + 0.5 * lam.clamp_min(torch.finfo(F64).tiny).log()  # (T-1, B)
+    Q = _forward_bases(steps, T, k, gen)  # (n k, B, H)
+    Y, log_scale = _sweep_back(steps, T, Q, k)  # [(lags, B, rows, H)], (T-1, B)
+    lam = torch.cat([top_eigenvalue(Y_g @ Y_g.mT) for Y_g in Y])  # (T-1, B) of each Gram
+    log_sigma = log_scale + 0.5 * lam.clamp_min(torch.finfo(F64).tiny).log()  # (T-1, B)
     short = min(SHORT_LAGS, T - 1)
-    if short and basis.shape[0] < H:
+    if short and k < H:
         s = short_lag_norms(steps, T, short, iterations).to(F64)  # (short, B)
         log_sigma[:short] = torch.maximum(log_sigma[:short], s.log())
     out[1:] = batch_mean(log_sigma.exp(), None if real is None else real[1:]).cpu().numpy()
