@@ -53,7 +53,8 @@ from vanishing.nn.rnn import RNNCache
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "bptt.cpp"
-SOURCES = (SOURCE, HERE / "gemm.h")  # what the build depends on (the cache name hashes them)
+# what the build depends on (the cache name hashes them)
+SOURCES = (SOURCE, HERE / "gemm.h", HERE / "lanczos.h")
 DTYPES = (torch.float32, torch.float64)
 
 # Variant: (the torch CPU capabilities that run it, compiler flags). The AVX-512 flags are
@@ -347,6 +348,22 @@ def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""
     dc_dh, dz = _loaded().lstm_local_factors(gates, cs)
     return dc_dh, dz
+
+
+def lstm_term_norms(
+    f: Tensor, alpha: Tensor, beta: Tensor, U: Tensor, start: Tensor, iterations: int
+) -> Tensor:
+    """(4, N) float64 Lanczos estimates of sigma_max of diag(alpha_g) U_g diag(beta) for the
+    gates i, f, g and of their sum with diag(f), for every item n (`lanczos.h`): f, beta
+    (N, H), alpha (N, 3, H), U (3H, H) [U_i; U_f; U_g], start (4, H) the start vector of each
+    operator; `iterations` Golub-Kahan steps, as spectral.lanczos_norm."""
+    return _loaded().lstm_term_norms(f, alpha, beta, U, start, iterations)
+
+
+def tridiagonal_max_eigenvalue(d: Tensor, e: Tensor) -> Tensor:
+    """(N,) largest eigenvalue of symmetric tridiagonal matrices, d (N, k) the diagonals,
+    e (N, k-1) the off-diagonals, float64; within 1e-12 relative (`lanczos.h`)."""
+    return _loaded().tridiagonal_max_eigenvalue(d, e)
 
 
 def _new(like: Tensor, *shape: int) -> Tensor:
