@@ -7,8 +7,6 @@ the eigenvalue), float32 to 1e-4. tridiagonal_max_eigenvalue equals eigvalsh's l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -23,21 +21,6 @@ from vanishing.nn import kernel
 
 F64 = torch.float64
 RTOL = {torch.float64: 1e-9, torch.float32: 1e-4}
-
-
-@pytest.fixture(autouse=True)
-def restore_kernel_choice() -> Iterator[None]:
-    """Leave the kernel's on/off choice as the test found it."""
-    yield
-    kernel.set_enabled(None)
-
-
-@pytest.fixture(scope="module")
-def built() -> None:
-    """The kernel, built once (skipped only when VANISHING_KERNEL=0 asks for the reference)."""
-    if not kernel.enabled():
-        pytest.skip("VANISHING_KERNEL=0: the kernel is disabled")
-    assert kernel.available(), "the compiled kernel failed to build or load"
 
 
 def _steps(N: int, H: int, dtype: torch.dtype, zero_rows: int, seed: int) -> LSTMSteps:
@@ -92,8 +75,10 @@ def test_lstm_terms_same_with_and_without_kernel(built: None, dtype: torch.dtype
         (trace,) = rec[""]
         with_kernel = gf.lstm_terms(layer, trace)
         kernel.set_enabled(False)
-        without = gf.lstm_terms(layer, trace)
-        kernel.set_enabled(None)
+        try:
+            without = gf.lstm_terms(layer, trace)
+        finally:
+            kernel.set_enabled(None)
         for name in ("A", "B", "C", "D", "total"):
             np.testing.assert_allclose(
                 getattr(with_kernel, name), getattr(without, name), rtol=RTOL[dtype], err_msg=name

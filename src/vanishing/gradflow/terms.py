@@ -103,14 +103,16 @@ def _norms_exact(steps: LSTMSteps) -> np.ndarray:
 def _starts(U: Tensor, gen: torch.Generator) -> Tensor:
     """Lanczos start vectors (4, H) of the gates i, f, g and of the total: the top right
     singular vector of U_g (gates) and of U (total), where a trained layer's terms point
-    (float64 SVDs of U (3H, H) = [U_i; U_f; U_g]), plus a tenth of a random unit vector each,
-    so that no direction is missed. The same for every step and sequence."""
+    (the top eigenvector of each Gram U_g^T U_g, U^T U in float64; U (3H, H) = [U_i; U_f;
+    U_g]), plus a tenth of a random unit vector each, so that no direction is missed. The
+    same for every step and sequence."""
     H = U.shape[1]
     U = U.detach().to(device="cpu", dtype=F64)
-    gates = torch.linalg.svd(U.view(3, H, H))[2][:, 0]  # (3, H)
-    total = torch.linalg.svd(U, full_matrices=False)[2][0]  # (H,)
+    U_g = U.view(3, H, H)  # (3, H, H)
+    grams = torch.cat((U_g.mT @ U_g, (U.T @ U).unsqueeze(0)))  # (4, H, H)
+    top = torch.linalg.eigh(grams)[1][..., -1]  # (4, H) eigenvectors of the largest eigenvalues
     r = torch.randn(4, H, generator=gen, dtype=F64)  # (4, H)
-    return torch.cat((gates, total.unsqueeze(0))) + 0.1 * r / r.norm(dim=1, keepdim=True)
+    return top + 0.1 * r / r.norm(dim=1, keepdim=True)
 
 
 def _lanczos_terms(steps: LSTMSteps, start: Tensor, iterations: int) -> Tensor:
