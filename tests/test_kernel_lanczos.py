@@ -131,3 +131,21 @@ def test_tridiagonal_bad_inputs_raise(built: None) -> None:
         kernel.tridiagonal_max_eigenvalue(d, torch.rand(5, 3, dtype=F64))
     with pytest.raises(RuntimeError, match="contiguous"):
         kernel.tridiagonal_max_eigenvalue(d.t(), torch.rand(3, 4, dtype=F64).t())
+
+
+@pytest.mark.parametrize("variant", list(kernel.VARIANTS))
+def test_each_variant_and_thread_count_agree(built: None, variant: str) -> None:
+    if variant not in kernel.supported_variants():
+        pytest.skip(f"this CPU does not run the {variant} variant")
+    steps = _steps(300, 19, torch.float64, 1, seed=7)  # H = 19: a partial vector in each row
+    start = terms._starts(steps.U, torch.Generator().manual_seed(7))  # (4, H)
+    expected = terms._lanczos_terms(steps, start, 5).view(4, 300)
+    threads = torch.get_num_threads()
+    with kernel.use_variant(variant):
+        for n in (1, 2):  # one block of rows, or a block per thread
+            torch.set_num_threads(n)
+            try:
+                got = _op(steps, start, 5)
+            finally:
+                torch.set_num_threads(threads)
+            torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)

@@ -2,7 +2,8 @@
 
 Steps in processing order (time order for the forward direction); factors from `steps.py`.
 ||B_t|| = max f_t exactly; the other norms are exact (each H x H matrix formed) or estimated
-for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`).
+for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`, or
+the compiled kernel's `lstm_term_norms` on the CPU).
 Variable lengths (trace.lengths): step t is each sequence's own t-th processed step, and
 the batch mean at step t is over the sequences with at least t steps (`LSTMTerms.count`).
 """

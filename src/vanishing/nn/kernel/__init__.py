@@ -8,6 +8,8 @@ GEMM instead, over [x_t, h_{t-1}]. The batch rows are independent through a time
 thread runs the whole loop on its own block of rows (`gemm.h`, RowBlocks). `lstm_inference`
 is the LSTM's forward without a cache, for calls that record nothing and need no gradient.
 Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
+`lanczos.h` holds gradflow's estimates of the LSTM's term norms (`lstm_term_norms`) and the
+tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`).
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
