@@ -337,6 +337,17 @@ def _fast_cpu_settings():
     torch.backends.mkldnn.enabled = onednn
 
 
+@pytest.fixture(scope="module")
+def built() -> None:
+    """The compiled kernel, built once (skipped only when VANISHING_KERNEL=0 asks for the
+    reference)."""
+    from vanishing.nn import kernel
+
+    if not kernel.enabled():
+        pytest.skip("VANISHING_KERNEL=0: the kernel is disabled")
+    assert kernel.available(), "the compiled kernel failed to build or load"
+
+
 @pytest.fixture(params=["kernel", "reference"])
 def path(request):
     """Run the test on the compiled kernel and on the reference BPTT (vanishing.kernel)."""

@@ -35,14 +35,6 @@ def restore_kernel_choice() -> Iterator[None]:
     kernel.set_enabled(None)
 
 
-@pytest.fixture(scope="module")
-def built() -> None:
-    """The kernel, built once (skipped only when VANISHING_KERNEL=0 asks for the reference)."""
-    if not kernel.enabled():
-        pytest.skip("VANISHING_KERNEL=0: the kernel is disabled")
-    assert kernel.available(), "the compiled kernel failed to build or load"
-
-
 def run(layer: torch.nn.Module, x: Tensor, hx: object, use_kernel: bool, seed: int) -> dict:
     """conftest.forward_backward with the kernel on or off."""
     kernel.set_enabled(use_kernel)

@@ -2,7 +2,8 @@
 
 Steps in processing order (time order for the forward direction); factors from `steps.py`.
 ||B_t|| = max f_t exactly; the other norms are exact (each H x H matrix formed) or estimated
-for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`).
+for every step and sequence at once by Lanczos on the factors (`spectral.lanczos_norm`, or
+the compiled kernel's `lstm_term_norms` on the CPU).
 Variable lengths (trace.lengths): step t is each sequence's own t-th processed step, and
 the batch mean at step t is over the sequences with at least t steps (`LSTMTerms.count`).
 """
@@ -31,7 +32,7 @@ from vanishing.gradflow.steps import (
     lstm_steps,
     start_aligned,
 )
-from vanishing.nn import Trace
+from vanishing.nn import Trace, kernel
 from vanishing.nn.naming import is_lstm
 
 
@@ -100,29 +101,26 @@ def _norms_exact(steps: LSTMSteps) -> np.ndarray:
     return norms
 
 
-def _start(U: Tensor, like: Tensor, gen: torch.Generator) -> Tensor:
-    """Lanczos start vectors shaped like `like` (..., H): the top right singular vector of U
-    (..., m, H), where a trained layer's terms point (float64 SVD of the H-column weights),
-    plus a tenth of a random unit vector, so that no direction is missed."""
-    top = torch.linalg.svd(U.to(F64))[2][..., 0, :].to(like.dtype)  # (..., H)
-    r = torch.randn(like.shape, generator=gen, dtype=like.dtype)
-    r = r / r.norm(dim=-1, keepdim=True)
-    return top.unsqueeze(-2) + 0.1 * r if top.dim() > 1 else top + 0.1 * r
+def _starts(U: Tensor, gen: torch.Generator) -> Tensor:
+    """Lanczos start vectors (4, H) of the gates i, f, g and of the total: the top right
+    singular vector of U_g (gates) and of U (total), where a trained layer's terms point
+    (the top eigenvector of each Gram U_g^T U_g, U^T U in float64; U (3H, H) = [U_i; U_f;
+    U_g]), plus a tenth of a random unit vector each, so that no direction is missed. The
+    same for every step and sequence."""
+    H = U.shape[1]
+    U = U.detach().to(device="cpu", dtype=F64)
+    U_g = U.view(3, H, H)  # (3, H, H)
+    grams = torch.cat((U_g.mT @ U_g, (U.T @ U).unsqueeze(0)))  # (4, H, H)
+    top = torch.linalg.eigh(grams)[1][..., -1]  # (4, H) eigenvectors of the largest eigenvalues
+    r = torch.randn(4, H, generator=gen, dtype=F64)  # (4, H)
+    return top + 0.1 * r / r.norm(dim=1, keepdim=True)
 
 
-def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
-    """As _norms_exact, by `iterations` Lanczos steps on every step and sequence at once.
-
-    diag(alpha_g) U_g diag(beta) (gates i, f, g: C, A, D) act on a (3, N, H) block, the
-    sum J_s on (T-1, B, H) through steps.jvp / vjp; N = (T-1) B counts steps 2 .. T. At
-    step 1, A = C = D = 0 and the sum is B_1 = diag(f_1).
-    """
+def _lanczos_terms(steps: LSTMSteps, start: Tensor, iterations: int) -> Tensor:
+    """(4, T-1, B) float64 Lanczos estimates of ||C_s||, ||A_s||, ||D_s|| (gates i, f, g) and
+    ||J_s|| for the steps s = 2 .. T, from `_starts`' vectors: by spectral.lanczos_norm (the
+    reference of kernel.lstm_term_norms)."""
     T, B, H = steps.f.shape
-    real = steps.real  # (T, B) or None
-    norms = np.zeros((4, T))
-    norms[3, 0] = steps.f[0].amax(dim=1).mean().item()  # ||B_1||, every sequence has step 1
-    if T == 1:
-        return norms
     alpha = steps.alpha[1:].permute(2, 0, 1, 3).flatten(1, 2)  # (3, N, H) gates i, f, g
     beta = steps.beta[1:].flatten(0, 1)  # (N, H)
     U = steps.U.view(3, H, H)  # (3, H, H) U_i, U_f, U_g
@@ -133,17 +131,39 @@ def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
     def rmv(y: Tensor) -> Tensor:  # (3, N, H) diag(beta) U_g^T diag(alpha_g) y
         return torch.bmm(y * alpha, U) * beta
 
-    gen = torch.Generator().manual_seed(0)
-    cad = lanczos_norm(mv, rmv, _start(U, alpha, gen), iterations).view(3, T - 1, B)  # C, A, D
+    v = start[:3].unsqueeze(1).expand(alpha.shape)  # (3, N, H)
+    gates = lanczos_norm(mv, rmv, v, iterations).view(3, T - 1, B)  # (3, T-1, B)
     s = slice(1, None)
-    v = _start(steps.U, steps.f[1:], gen)  # (T-1, B, H)
+    v = start[3].expand(T - 1, B, H)  # (T-1, B, H)
     total = lanczos_norm(lambda x: steps.jvp(s, x), lambda y: steps.vjp(s, y), v, iterations)
-    if real is None:
-        norms[:3, 1:] = cad.mean(dim=2)[[1, 0, 2]].to(F64).numpy()  # A, C, D
-        norms[3, 1:] = total.mean(dim=1).to(F64).numpy()  # (T-1,)
+    return torch.cat((gates.to(F64), total.to(F64).unsqueeze(0)))  # (4, T-1, B)
+
+
+def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
+    """As _norms_exact, by `iterations` Lanczos steps on every step and sequence at once.
+
+    diag(alpha_g) U_g diag(beta) (gates i, f, g: C, A, D) and their sum J_s with diag(f)
+    for the N = (T-1) B items of steps 2 .. T, from one start vector each (`_starts`): in
+    the compiled kernel (`kernel.lstm_term_norms`) when available, else `_lanczos_terms`.
+    At step 1, A = C = D = 0 and the sum is B_1 = diag(f_1).
+    """
+    T, B, H = steps.f.shape
+    real = steps.real  # (T, B) or None
+    norms = np.zeros((4, T))
+    norms[3, 0] = steps.f[0].amax(dim=1).mean().item()  # ||B_1||, every sequence has step 1
+    if T == 1:
+        return norms
+    start = _starts(steps.U, torch.Generator().manual_seed(0)).to(steps.f)  # (4, H)
+    if steps.f.device.type == "cpu" and steps.f.dtype in kernel.DTYPES and kernel.available():
+        f, alpha, beta = (
+            x[1:].flatten(0, 1).contiguous() for x in (steps.f, steps.alpha, steps.beta)
+        )  # (N, H), (N, 3, H), (N, H)
+        est = kernel.lstm_term_norms(f, alpha, beta, steps.U.contiguous(), start, iterations)
+        est = est.view(4, T - 1, B)  # gates i, f, g, total
     else:
-        norms[:3, 1:] = batch_mean(cad[[1, 0, 2]].to(F64), real[1:]).cpu().numpy()  # A, C, D
-        norms[3, 1:] = batch_mean(total.to(F64), real[1:]).cpu().numpy()  # (T-1,)
+        est = _lanczos_terms(steps, start, iterations)  # (4, T-1, B)
+    est = est[[1, 0, 2, 3]]  # (4, T-1, B) A, C, D, total
+    norms[:, 1:] = batch_mean(est, None if real is None else real[1:]).cpu().numpy()
     return norms
 
 

@@ -8,6 +8,8 @@ GEMM instead, over [x_t, h_{t-1}]. The batch rows are independent through a time
 thread runs the whole loop on its own block of rows (`gemm.h`, RowBlocks). `lstm_inference`
 is the LSTM's forward without a cache, for calls that record nothing and need no gradient.
 Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
+`lanczos.h` holds gradflow's estimates of the LSTM's term norms (`lstm_term_norms`) and the
+tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`).
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
@@ -53,7 +55,8 @@ from vanishing.nn.rnn import RNNCache
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "bptt.cpp"
-SOURCES = (SOURCE, HERE / "gemm.h")  # what the build depends on (the cache name hashes them)
+# what the build depends on (the cache name hashes them)
+SOURCES = (SOURCE, HERE / "gemm.h", HERE / "lanczos.h")
 DTYPES = (torch.float32, torch.float64)
 
 # Variant: (the torch CPU capabilities that run it, compiler flags). The AVX-512 flags are
@@ -347,6 +350,22 @@ def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
     (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""
     dc_dh, dz = _loaded().lstm_local_factors(gates, cs)
     return dc_dh, dz
+
+
+def lstm_term_norms(
+    f: Tensor, alpha: Tensor, beta: Tensor, U: Tensor, start: Tensor, iterations: int
+) -> Tensor:
+    """(4, N) float64 Lanczos estimates of sigma_max of diag(alpha_g) U_g diag(beta) for the
+    gates i, f, g and of their sum with diag(f), for every item n (`lanczos.h`): f, beta
+    (N, H), alpha (N, 3, H), U (3H, H) [U_i; U_f; U_g], start (4, H) the start vector of each
+    operator; `iterations` Golub-Kahan steps, as spectral.lanczos_norm."""
+    return _loaded().lstm_term_norms(f, alpha, beta, U, start, iterations)
+
+
+def tridiagonal_max_eigenvalue(d: Tensor, e: Tensor) -> Tensor:
+    """(N,) largest eigenvalue of symmetric tridiagonal matrices, d (N, k) the diagonals,
+    e (N, k-1) the off-diagonals, float64; within 1e-12 relative (`lanczos.h`)."""
+    return _loaded().tridiagonal_max_eigenvalue(d, e)
 
 
 def _new(like: Tensor, *shape: int) -> Tensor:

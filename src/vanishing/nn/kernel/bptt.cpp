@@ -495,6 +495,14 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
   });
 }
 
+}  // namespace
+
+// gradflow's Lanczos norms of the LSTM terms and the tridiagonal eigenvalue (uses the helpers
+// above).
+#include "lanczos.h"
+
+namespace {
+
 // ---------------------------------------------------------------------------------------
 // Operators (torch.ops.<VANISHING_LIBRARY>.*); the checks make a misuse an error, not a crash.
 
@@ -761,4 +769,9 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
   m.def("nonlinearities() -> str[]", &nonlinearities);
   m.def("vector_width(bool float64) -> int", &vector_width);
   m.def("huge_pages(Tensor t) -> ()", &huge_pages);
+  m.def(
+      "lstm_term_norms(Tensor f, Tensor alpha, Tensor beta, Tensor U, Tensor start, "
+      "int iterations) -> Tensor",
+      &lstm_term_norms);
+  m.def("tridiagonal_max_eigenvalue(Tensor d, Tensor e) -> Tensor", &tridiagonal_max_eigenvalue);
 }
