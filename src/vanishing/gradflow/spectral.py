@@ -195,10 +195,10 @@ def top_eigenvalue(G: Tensor, squarings: int = 20) -> Tensor:
 
 def basis_lags(T: int) -> list[int]:
     """The lags the bases of product_norms_estimate settle at: T - 1, then BASIS_SHORTEST
-    times powers of BASIS_GROWTH below (T - 1) / 2, longest first (T = 100: 99, 16, 4)."""
+    times powers of BASIS_GROWTH up to (T - 1) / 2, longest first (T = 100: 99, 16, 4)."""
     lags = [T - 1]
     L = BASIS_SHORTEST
-    while 2 * L < lags[0]:
+    while 2 * L <= lags[0]:
         lags.insert(1, L)
         L *= BASIS_GROWTH
     return lags
@@ -209,14 +209,19 @@ def _forward_bases(steps: RNNSteps | LSTMSteps, T: int, k: int, gen: torch.Gener
     is k random vectors carried through the last basis_lags(T)[j] + 1 steps (subspace
     iteration, QR every QR_EVERY steps and at the end), so it holds the top left singular
     directions of the products of that length and, as they settle, longer ones. The joint
-    QR at the end keeps each leading set of bases' span."""
+    QR at the end keeps each leading set of bases' span. A sequence's padding steps
+    (variable lengths: the first T - lengths[b] indices) leave its bases as they are."""
     B, H = steps.dim
     lags = basis_lags(T)
     Z = torch.randn(len(lags), k, B, H, generator=gen, dtype=steps.dtype)  # (n, k, B, H)
     Z = _orthonormal(Z)
+    n_b = steps.lengths
+    first = None if n_b is None else (T - n_b).to(Z.device).view(B, 1)  # (B, 1) first real index
     for s in range(T):  # processing index s: basis j runs from index T - 1 - lags[j]
         n = sum(1 for L in lags if s >= T - 1 - L)  # bases under way
         z = steps.jvp(s, Z[:n])  # (n, k, B, H)
+        if first is not None:
+            z = torch.where(s >= first, z, Z[:n])  # (n, k, B, H) padding: unchanged
         Z[:n] = _orthonormal(z) if (T - 1 - s) % QR_EVERY == 0 else z
     return _orthonormal(Z.flatten(0, 1))  # (min(n k, H), B, H)
 
