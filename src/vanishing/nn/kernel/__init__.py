@@ -9,7 +9,8 @@ thread runs the whole loop on its own block of rows (`gemm.h`, RowBlocks). `lstm
 is the LSTM's forward without a cache, for calls that record nothing and need no gradient.
 Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
 `lanczos.h` holds gradflow's estimates of the LSTM's term norms (`lstm_term_norms`) and the
-tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`).
+tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`), which also gives the
+largest eigenvalue of small symmetric matrices (`symmetric_max_eigenvalue`).
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
@@ -366,6 +367,12 @@ def tridiagonal_max_eigenvalue(d: Tensor, e: Tensor) -> Tensor:
     """(N,) largest eigenvalue of symmetric tridiagonal matrices, d (N, k) the diagonals,
     e (N, k-1) the off-diagonals, float64; within 1e-12 relative (`lanczos.h`)."""
     return _loaded().tridiagonal_max_eigenvalue(d, e)
+
+
+def symmetric_max_eigenvalue(G: Tensor) -> Tensor:
+    """(N,) largest eigenvalue of symmetric matrices G (N, m, m), float64: Householder
+    reduction to tridiagonal form, then tridiagonal_max_eigenvalue (`lanczos.h`)."""
+    return _loaded().symmetric_max_eigenvalue(G)
 
 
 def _new(like: Tensor, *shape: int) -> Tensor:

@@ -774,4 +774,5 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
       "int iterations) -> Tensor",
       &lstm_term_norms);
   m.def("tridiagonal_max_eigenvalue(Tensor d, Tensor e) -> Tensor", &tridiagonal_max_eigenvalue);
+  m.def("symmetric_max_eigenvalue(Tensor G) -> Tensor", &symmetric_max_eigenvalue);
 }

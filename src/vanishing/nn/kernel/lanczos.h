@@ -289,6 +289,52 @@ void lstm_term_norms_loop(const Tensor& f, const Tensor& alpha, const Tensor& be
   });
 }
 
+// Householder reduction of one symmetric m x m matrix A (row-major, overwritten) to the
+// tridiagonal d (m), e (m-1) with the same eigenvalues (Golub & Van Loan, alg. 8.3.1):
+// step j reflects rows/columns j+1 .. m-1 so that column j is zero below its subdiagonal.
+inline void householder_tridiagonal(double* A, int64_t m, double* d, double* e,
+                                    double* v, double* p) {
+  for (int64_t j = 0; j + 2 < m; ++j) {
+    const int64_t n = m - j - 1;  // the trailing block, rows j+1 .. m-1
+    double norm2 = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      v[r] = A[(j + 1 + r) * m + j];
+      norm2 += v[r] * v[r];
+    }
+    const double norm = std::sqrt(norm2);
+    const double alpha = v[0] > 0 ? -norm : norm;  // the new subdiagonal entry
+    v[0] -= alpha;
+    const double vv = norm2 - 2 * alpha * (v[0] + alpha) + alpha * alpha;  // |v|^2
+    d[j] = A[j * m + j];
+    e[j] = alpha;
+    if (!(vv > 0)) {  // the column is already zero below the subdiagonal
+      e[j] = A[(j + 1) * m + j];
+      continue;
+    }
+    // A22 <- H A22 H with H = I - 2 v v^T / vv: p = 2 A22 v / vv, w = p - (v^T p / vv) v,
+    // A22 -= v w^T + w v^T
+    double vp = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const double* row = A + (j + 1 + r) * m + (j + 1);
+      double s = 0;
+      for (int64_t c = 0; c < n; ++c) s += row[c] * v[c];
+      p[r] = 2 * s / vv;
+      vp += v[r] * p[r];
+    }
+    const double K = vp / vv;
+    for (int64_t r = 0; r < n; ++r) p[r] -= K * v[r];  // w
+    for (int64_t r = 0; r < n; ++r) {
+      double* row = A + (j + 1 + r) * m + (j + 1);
+      for (int64_t c = 0; c < n; ++c) row[c] -= v[r] * p[c] + p[r] * v[c];
+    }
+  }
+  if (m >= 2) {
+    d[m - 2] = A[(m - 2) * m + (m - 2)];
+    e[m - 2] = A[(m - 1) * m + (m - 2)];
+  }
+  d[m - 1] = A[(m - 1) * m + (m - 1)];
+}
+
 // ---------------------------------------------------------------------------------------
 // Operators.
 
@@ -333,6 +379,38 @@ Tensor tridiagonal_max_eigenvalue(const Tensor& d, const Tensor& e) {
   at::parallel_for(0, groups, std::max<int64_t>(1, 4096 / (L * k)), [&](int64_t g0, int64_t g1) {
     const int64_t n0 = g0 * L, n = std::min(g1 * L, N) - n0;
     tridiagonal_max(d_p + n0 * k, e_p + n0 * (k - 1), n, k, out_p + n0);
+  });
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+Tensor symmetric_max_eigenvalue(const Tensor& G) {
+  TORCH_CHECK(G.scalar_type() == at::kDouble, "symmetric_max_eigenvalue: float64 only, got ",
+              G.scalar_type());
+  check({{&G, "G"}}, G);
+  TORCH_CHECK(G.dim() == 3 && G.size(1) == G.size(2) && G.size(1) >= 1,
+              "symmetric_max_eigenvalue: expected G (N, m, m) with m >= 1, got ", G.sizes());
+  const int64_t N = G.size(0), m = G.size(1);
+  Tensor work = G.clone();  // reduced in place
+  Tensor d = at::empty({N, m}, G.options()), e = at::empty({N, std::max<int64_t>(m - 1, 0)},
+                                                           G.options());
+  Tensor out = at::empty({N}, G.options());
+  double *w = work.data_ptr<double>(), *d_p = d.data_ptr<double>(), *e_p = e.data_ptr<double>();
+  double* out_p = out.data_ptr<double>();
+  constexpr int64_t L = Vec<double>::size();
+  const int64_t groups = (N + L - 1) / L;
+  at::parallel_for(0, groups, std::max<int64_t>(1, 2048 / (L * m * m)), [&](int64_t g0,
+                                                                            int64_t g1) {
+    std::vector<double> v(m), p(m);
+    const int64_t n0 = g0 * L, n1 = std::min(g1 * L, N);
+    for (int64_t i = n0; i < n1; ++i) {
+      householder_tridiagonal(w + i * m * m, m, d_p + i * m, e_p + i * (m - 1), v.data(),
+                              p.data());
+    }
+    tridiagonal_max(d_p + n0 * m, e_p + n0 * (m - 1), n1 - n0, m, out_p + n0);
   });
   return out;
 }
