@@ -166,9 +166,11 @@ def _gram_schmidt(X: Tensor) -> Tensor:
     """Orthonormal rows of X (N, m, H), m <= H: row i is row i's residual against the rows
     before (Gram-Schmidt, twice), normalised; a dependent row (residual at most sqrt(eps) of
     its norm: its direction would be rounding) becomes the first unit vector e_c whose
-    residual has norm above 1/2. The kernel's rule (`sweeps.h`, orthonormalise)."""
+    residual's squared norm exceeds (H - i) / (2 H), half their mean (so one does). The
+    kernel's rule (`sweeps.h`, orthonormalise)."""
     tol = torch.finfo(X.dtype).eps ** 0.5
-    E = torch.eye(X.shape[-1], dtype=X.dtype, device=X.device)  # (H, H) the unit vectors
+    H = X.shape[-1]
+    E = torch.eye(H, dtype=X.dtype, device=X.device)  # (H, H) the unit vectors
     Q = torch.zeros_like(X)  # (N, m, H)
     for i in range(X.shape[1]):
         P = Q[:, :i]  # (N, i, H) the rows before
@@ -177,7 +179,8 @@ def _gram_schmidt(X: Tensor) -> Tensor:
             y = y - (y @ P.mT) @ P
             cand = cand - (cand @ P.mT) @ P
         r = y.norm(dim=-1)  # (N, 1)
-        c = (cand.norm(dim=-1) > 0.5).int().argmax(dim=-1)  # (N,) the first good unit vector
+        good = cand.square().sum(dim=-1) > (H - i) / (2 * H)  # (N, H)
+        c = good.int().argmax(dim=-1)  # (N,) the first good unit vector
         e = cand[torch.arange(X.shape[0]), c].unsqueeze(1)  # (N, 1, H)
         dependent = (r <= tol * X[:, i].norm(dim=-1, keepdim=True)).unsqueeze(-1)  # (N, 1, 1)
         y = torch.where(dependent, e, y)

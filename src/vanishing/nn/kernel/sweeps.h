@@ -28,8 +28,9 @@
 // Gram-Schmidt), so every leading set of the k rows keeps its span. A row whose residual is at
 // most sqrt(eps) of its own norm (or zero) depends on the rows before it (its direction would
 // be rounding): it is replaced by
-// the first unit vector e_c (c = 0, 1, ..) whose residual against the rows before has norm
-// above 1/2, so the output stays finite and orthonormal. spectral._orthonormal applies the
+// the first unit vector e_c (c = 0, 1, ..) whose residual against the rows before has a
+// squared norm above (H - i) / (2 H), half their mean (so one has), so the output stays
+// finite and orthonormal. spectral._orthonormal applies the
 // same rule.
 
 #pragma once
@@ -86,12 +87,14 @@ void orthonormalise(scalar_t* x, int64_t k, int64_t stride, int64_t H) {
     const double norm = std::sqrt(dot_row(y, y, H));
     double r = orthogonalise(x, i, stride, y, H);
     if (!(r > tol * norm)) {  // dependent (NaN propagates: the comparison is false, too)
+      // the first e_c whose residual's square exceeds half the mean (H - i) / H of them
+      const double enough = std::sqrt(0.5 * static_cast<double>(H - i) / static_cast<double>(H));
       if (r == r && norm == norm) {
         for (int64_t c = 0; c < H; ++c) {
           std::fill(y, y + H, scalar_t(0));
           y[c] = 1;
           r = orthogonalise(x, i, stride, y, H);
-          if (r > 0.5) break;
+          if (r > enough) break;
         }
       }
     }
