@@ -216,12 +216,12 @@ def test_sweeps_bad_inputs_raise(built: None, call: object, changes: dict, match
 
 @pytest.mark.parametrize("variant", list(kernel.VARIANTS))
 def test_each_variant_and_thread_count_agree(built: None, variant: str) -> None:
-    """One block of sequences, a block per thread, several per thread (B = 120 is more than
-    fits in cache at once here): the same estimates as the torch loops."""
+    """One block of sequences, a block per thread, several per thread (200 sequences are more
+    than a block holds here, sweeps.h's kSweepBlockBytes): the torch loops' estimates."""
     if variant not in kernel.supported_variants():
         pytest.skip(f"this CPU does not run the {variant} variant")
-    lengths = torch.randint(1, 31, (120,), generator=torch.Generator().manual_seed(3)).tolist()
-    steps = _steps("lstm", 30, 120, 19, F64, lengths, seed=3)  # H = 19: a partial vector
+    lengths = torch.randint(1, 31, (200,), generator=torch.Generator().manual_seed(3)).tolist()
+    steps = _steps("lstm", 30, 200, 19, F64, lengths, seed=3)  # H = 19: a partial vector
     with _kernel(False):
         expected = spectral.product_norms_estimate(steps, 30)
     threads = torch.get_num_threads()
