@@ -53,7 +53,9 @@ namespace {
 template <typename scalar_t>
 inline double dot_row(const scalar_t* x, const scalar_t* y, int64_t H) {
   Vec<scalar_t> s(0);
-  over_row<scalar_t>(H, [&](int64_t c, int64_t m) { s = at::vec::fmadd(load(x + c, m), load(y + c, m), s); });
+  over_row<scalar_t>(H, [&](int64_t c, int64_t m) {
+    s = at::vec::fmadd(load(x + c, m), load(y + c, m), s);
+  });
   return sum_lanes(s);
 }
 
@@ -117,8 +119,8 @@ struct Factors {
   bool real(int64_t s, int64_t seq) const { return first == nullptr || s >= first[seq]; }
 };
 
-// Y (R, nb, H) -> J_s Y (or J_s^T Y if transpose) in place, sequences b0 .. b0+nb-1; row r
-// of each (nb, H) slab is sequence b0 + r. in (R nb, G H), out (R nb, G H): work buffers.
+// Y (R, nb, H) -> J_s Y (or J_s^T Y if transpose) in place, sequences b0 .. b0+nb-1; row q
+// of each (nb, H) slab is sequence b0 + q. in (R nb, G H), out (R nb, G H): work buffers.
 // ss (nb): the sum of squares of each sequence's rows after the step (if not nullptr).
 template <typename scalar_t>
 void step(const Factors<scalar_t>& F, int64_t s, bool transpose, int64_t b0, int64_t nb,
@@ -132,7 +134,9 @@ void step(const Factors<scalar_t>& F, int64_t s, bool transpose, int64_t b0, int
       for (int64_t r = 0; r < rows; ++r) {
         const scalar_t *br = F.at(F.b, s, b0 + r % nb, H), *yr = Y + r * H;
         scalar_t* xr = in + r * H;
-        over_row<scalar_t>(H, [&](int64_t c, int64_t m) { store(load(br + c, m) * load(yr + c, m), xr + c, m); });
+        over_row<scalar_t>(H, [&](int64_t c, int64_t m) {
+          store(load(br + c, m) * load(yr + c, m), xr + c, m);
+        });
       }
       x = in;
     }
@@ -164,7 +168,9 @@ void step(const Factors<scalar_t>& F, int64_t s, bool transpose, int64_t b0, int
       const scalar_t *ar = F.at_a(s, seq), *orow = out + r * GH;
       over_row<scalar_t>(H, [&](int64_t c, int64_t m) {
         Vec<scalar_t> v = load(ar + c, m) * load(orow + c, m);
-        for (int64_t g = 1; g < G; ++g) v = at::vec::fmadd(load(ar + g * H + c, m), load(orow + g * H + c, m), v);
+        for (int64_t g = 1; g < G; ++g) {
+          v = at::vec::fmadd(load(ar + g * H + c, m), load(orow + g * H + c, m), v);
+        }
         if (lstm) v = at::vec::fmadd(load(fr + c, m), load(yr + c, m), v);
         acc = at::vec::fmadd(v, v, acc);
         store(v, yr + c, m);
@@ -186,7 +192,7 @@ void step(const Factors<scalar_t>& F, int64_t s, bool transpose, int64_t b0, int
 // Sequences per block: a block's buffers (rows (2 + 2 G) H values a sequence) within
 // kSweepBlockBytes, and a number of blocks that is a multiple of the threads (each thread
 // takes as many sequences: parallel_for hands out the blocks in equal runs).
-constexpr int64_t kSweepBlockBytes = 2 << 20;  // half of a 4 MiB L2 (measured best of 1, 2, 4, 8 MiB)
+constexpr int64_t kSweepBlockBytes = 2 << 20;  // half of a 4 MiB L2 (best of 1, 2, 4, 8 MiB)
 
 inline int64_t sweep_block(int64_t B, int64_t rows_per_seq, int64_t G, int64_t H, int64_t bytes) {
   const int64_t per_seq = std::max<int64_t>(1, rows_per_seq * (2 + 2 * G) * H * bytes);
@@ -208,7 +214,8 @@ void sweep_forward_loop(const Factors<scalar_t>& F, const scalar_t* Z0, scalar_t
   const int64_t blocks = (B + nb_max - 1) / nb_max;
   at::parallel_for(0, blocks, 1, [&](int64_t i0, int64_t i1) {
     OneGemmThread guard;
-    std::vector<scalar_t> Y(n * k * nb_max * H), in(n * k * nb_max * G * H), out(n * k * nb_max * G * H);
+    const int64_t rows = n * k * nb_max;
+    std::vector<scalar_t> Y(rows * H), in(rows * G * H), out(rows * G * H);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b0 = i * nb_max, nb = std::min(nb_max, B - b0);
       // Y (n, k, nb, H) <- Z0[:, :, b0:b0+nb]
@@ -261,7 +268,8 @@ void sweep_back_loop(const Factors<scalar_t>& F, const scalar_t* Q, int64_t m,
       }
       for (const Group& g : groups) {
         for (int64_t lag = g.first; lag <= g.last; ++lag) {
-          step<scalar_t>(F, T - lag, true, b0, nb, g.rows, Y.data(), in.data(), out.data(), ss.data());
+          step<scalar_t>(F, T - lag, true, b0, nb, g.rows, Y.data(), in.data(), out.data(),
+                         ss.data());
           for (int64_t q = 0; q < nb; ++q) {
             const scalar_t norm = static_cast<scalar_t>(std::sqrt(ss[q]));
             scale[(lag - 1) * B + b0 + q] = norm;
@@ -306,7 +314,8 @@ Factors<scalar_t> factors(const char* op, const Tensor& like, const Tensor& a, c
   const int64_t T = a.size(0), B = a.size(1), G = a.dim() == 4 ? a.size(2) : 1, H = a.size(-1);
   TORCH_CHECK(W.dim() == 2 && W.size(0) == G * H && W.size(1) == H, op, ": W must be (", G * H,
               ", ", H, ") for a ", a.sizes(), ", got ", W.sizes());
-  TORCH_CHECK(f.has_value() == b.has_value(), op, ": f and beta come together (LSTM) or not at all");
+  TORCH_CHECK(f.has_value() == b.has_value(), op,
+              ": f and beta come together (LSTM) or not at all");
   TORCH_CHECK(like.size(-2) == B && like.size(-1) == H, op, ": the vectors must be (..., ", B, ", ",
               H, ") like the factors, got ", like.sizes());
   TORCH_CHECK(T >= 1 && B >= 1 && H >= 1, op, ": empty factors ", a.sizes());
@@ -325,8 +334,8 @@ Factors<scalar_t> factors(const char* op, const Tensor& like, const Tensor& a, c
   }
   const int64_t* first_p = nullptr;
   if (first.has_value()) {
-    TORCH_CHECK(first->device().is_cpu() && first->scalar_type() == at::kLong && first->dim() == 1 &&
-                    first->size(0) == B && first->is_contiguous(),
+    TORCH_CHECK(first->device().is_cpu() && first->scalar_type() == at::kLong &&
+                    first->dim() == 1 && first->size(0) == B && first->is_contiguous(),
                 op, ": first must be a contiguous CPU int64 tensor of shape (", B, ")");
     first_p = first->data_ptr<int64_t>();
   }
@@ -337,8 +346,9 @@ Factors<scalar_t> factors(const char* op, const Tensor& like, const Tensor& a, c
           T, B, G, H, a_row, first_p};
 }
 
-Tensor sweep_forward(const Tensor& Z, const Tensor& a, const Tensor& W, const std::optional<Tensor>& f,
-                     const std::optional<Tensor>& beta, std::vector<int64_t> starts, int64_t qr_every,
+Tensor sweep_forward(const Tensor& Z, const Tensor& a, const Tensor& W,
+                     const std::optional<Tensor>& f, const std::optional<Tensor>& beta,
+                     std::vector<int64_t> starts, int64_t qr_every,
                      const std::optional<Tensor>& first, bool joint) {
   TORCH_CHECK(Z.scalar_type() == at::kFloat || Z.scalar_type() == at::kDouble,
               "sweep_forward: float32 or float64 only, got ", Z.scalar_type());
@@ -353,7 +363,8 @@ Tensor sweep_forward(const Tensor& Z, const Tensor& a, const Tensor& W, const st
                 "first), got ", at::IntArrayRef(starts));
   }
   TORCH_CHECK(qr_every >= 1, "sweep_forward: qr_every must be >= 1, got ", qr_every);
-  TORCH_CHECK(k <= Z.size(3), "sweep_forward: at most H = ", Z.size(3), " vectors per basis, got ", k);
+  TORCH_CHECK(k <= Z.size(3), "sweep_forward: at most H = ", Z.size(3),
+              " vectors per basis, got ", k);
   Tensor out = joint ? at::empty({std::min(n * k, Z.size(3)), Z.size(2), Z.size(3)}, Z.options())
                      : at::empty_like(Z);
   const Tensor a_rows = a.dim() >= 3 && !spaced_rows(a) ? a.contiguous() : a;
@@ -371,8 +382,9 @@ Tensor sweep_forward(const Tensor& Z, const Tensor& a, const Tensor& W, const st
 // other; scale (T-1, B).
 std::tuple<Tensor, Tensor> sweep_back(const Tensor& Q, const Tensor& a, const Tensor& W,
                                       const std::optional<Tensor>& f,
-                                      const std::optional<Tensor>& beta, std::vector<int64_t> firsts,
-                                      std::vector<int64_t> lasts, std::vector<int64_t> rows) {
+                                      const std::optional<Tensor>& beta,
+                                      std::vector<int64_t> firsts, std::vector<int64_t> lasts,
+                                      std::vector<int64_t> rows) {
   TORCH_CHECK(Q.scalar_type() == at::kFloat || Q.scalar_type() == at::kDouble,
               "sweep_back: float32 or float64 only, got ", Q.scalar_type());
   TORCH_CHECK(Q.dim() == 3, "sweep_back: Q must be (m, B, H), got ", Q.sizes());
@@ -385,9 +397,11 @@ std::tuple<Tensor, Tensor> sweep_back(const Tensor& Q, const Tensor& a, const Te
   for (size_t g = 0; g < firsts.size(); ++g) {
     TORCH_CHECK(firsts[g] == next && lasts[g] >= firsts[g] && lasts[g] <= T - 1,
                 "sweep_back: the groups must cover the lags 1 .. T-1 = ", T - 1,
-                " in order, got firsts ", at::IntArrayRef(firsts), ", lasts ", at::IntArrayRef(lasts));
+                " in order, got firsts ", at::IntArrayRef(firsts), ", lasts ",
+                at::IntArrayRef(lasts));
     TORCH_CHECK(rows[g] >= 1 && rows[g] <= (g == 0 ? m : rows[g - 1]),
-                "sweep_back: rows must be non-increasing in 1 .. m = ", m, ", got ", at::IntArrayRef(rows));
+                "sweep_back: rows must be non-increasing in 1 .. m = ", m, ", got ",
+                at::IntArrayRef(rows));
     groups.push_back({firsts[g], lasts[g], rows[g], offset});
     offset += (lasts[g] - firsts[g] + 1) * Q.size(1) * rows[g] * Q.size(2);
     next = lasts[g] + 1;
