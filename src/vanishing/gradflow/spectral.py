@@ -162,10 +162,46 @@ def short_lag_norms(steps: RNNSteps | LSTMSteps, T: int, lags: int, iterations: 
     return lanczos_norm(forward, backward, v, iterations)
 
 
+def _gram_schmidt(X: Tensor) -> Tensor:
+    """Orthonormal rows of X (N, m, H), m <= H: row i is row i's residual against the rows
+    before (Gram-Schmidt, twice), normalised; a dependent row (residual at most sqrt(eps) of
+    its norm: its direction would be rounding) becomes the first unit vector e_c whose
+    residual's squared norm exceeds (H - i) / (2 H), half their mean (so one does). The
+    kernel's rule (`sweeps.h`, orthonormalise)."""
+    tol = torch.finfo(X.dtype).eps ** 0.5
+    H = X.shape[-1]
+    E = torch.eye(H, dtype=X.dtype, device=X.device)  # (H, H) the unit vectors
+    Q = torch.zeros_like(X)  # (N, m, H)
+    for i in range(X.shape[1]):
+        P = Q[:, :i]  # (N, i, H) the rows before
+        y, cand = X[:, i : i + 1], E.expand(X.shape[0], -1, -1)  # (N, 1, H), (N, H, H)
+        for _ in range(2):
+            y = y - (y @ P.mT) @ P
+            cand = cand - (cand @ P.mT) @ P
+        r = y.norm(dim=-1)  # (N, 1)
+        good = cand.square().sum(dim=-1) > (H - i) / (2 * H)  # (N, H)
+        c = good.int().argmax(dim=-1)  # (N,) the first good unit vector
+        e = cand[torch.arange(X.shape[0]), c].unsqueeze(1)  # (N, 1, H)
+        dependent = (r <= tol * X[:, i].norm(dim=-1, keepdim=True)).unsqueeze(-1)  # (N, 1, 1)
+        y = torch.where(dependent, e, y)
+        Q[:, i : i + 1] = y / y.norm(dim=-1, keepdim=True)
+    return Q
+
+
 def _orthonormal(Z: Tensor) -> Tensor:
-    """Orthonormal rows spanning the rows of each sequence's block: Z (..., m, B, H) -> same
-    shape, the span of every leading set of rows kept (QR)."""
-    return torch.linalg.qr(Z.movedim(-3, -1))[0].movedim(-1, -3)
+    """Orthonormal rows spanning the rows of each sequence's block: Z (..., m, B, H) ->
+    (..., min(m, H), B, H), the span of every leading set of rows kept (QR). Blocks with a
+    dependent row take `_gram_schmidt`'s vectors, as the kernel's loops do, instead of the
+    QR's arbitrary completion."""
+    A = Z.movedim(-3, -1)  # (..., B, H, m)
+    Q, R = torch.linalg.qr(A)  # (..., B, H, p), (..., B, p, m), p = min(m, H)
+    p = Q.shape[-1]
+    tol = torch.finfo(Z.dtype).eps ** 0.5
+    r = R.diagonal(dim1=-2, dim2=-1).abs()  # (..., B, p) each column's residual
+    dependent = (r <= tol * A[..., :p].norm(dim=-2)).any(dim=-1)  # (..., B)
+    if dependent.any():
+        Q[dependent] = _gram_schmidt(A[dependent][..., :p].mT).mT
+    return Q.movedim(-1, -3)
 
 
 def top_eigenvalue(G: Tensor) -> Tensor:
@@ -190,6 +226,24 @@ def basis_lags(T: int) -> list[int]:
     return lags
 
 
+def _kernel_runs(steps: RNNSteps | LSTMSteps) -> bool:
+    """True if the sweeps of product_norms_estimate run in the kernel: CPU float32/float64
+    factors and the kernel available."""
+    x = steps.f if isinstance(steps, LSTMSteps) else steps.a
+    return x.device.type == "cpu" and x.dtype in kernel.DTYPES and kernel.available()
+
+
+def _factors(
+    steps: RNNSteps | LSTMSteps,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The kernel sweeps' factors (a, W, f, beta): the RNN's (a, W, None, None), the LSTM's
+    (alpha, U, f, beta)."""
+    if isinstance(steps, LSTMSteps):
+        f, beta = steps.f.contiguous(), steps.beta.contiguous()
+        return steps.alpha, steps.U.contiguous(), f, beta
+    return steps.a.contiguous(), steps.W.contiguous(), None, None
+
+
 def _forward_bases(steps: RNNSteps | LSTMSteps, T: int, k: int, gen: torch.Generator) -> Tensor:
     """Orthonormal (n k, B, H) for the n = len(basis_lags(T)) bases, longest first: basis j
     is k random vectors carried through the last basis_lags(T)[j] + 1 steps (subspace
@@ -200,8 +254,23 @@ def _forward_bases(steps: RNNSteps | LSTMSteps, T: int, k: int, gen: torch.Gener
     B, H = steps.dim
     lags = basis_lags(T)
     Z = torch.randn(len(lags), k, B, H, generator=gen, dtype=steps.dtype)  # (n, k, B, H)
-    Z = _orthonormal(Z)
+    return _carry_bases(steps, T, _orthonormal(Z), joint=True)  # (min(n k, H), B, H)
+
+
+def _carry_bases(steps: RNNSteps | LSTMSteps, T: int, Z: Tensor, joint: bool) -> Tensor:
+    """`_forward_bases`' loop: the orthonormal bases Z (n, k, B, H) carried through the
+    steps, basis j from processing index T - 1 - basis_lags(T)[j], each re-orthonormalised
+    every QR_EVERY steps and at the last; in the kernel (`sweeps.h`) where it runs. joint:
+    the n k rows orthonormalised together (min(n k, H), B, H), else (n, k, B, H)."""
+    B = Z.shape[2]
+    lags = basis_lags(T)
     n_b = steps.lengths
+    if _kernel_runs(steps):  # the same loop in C++
+        first = None if n_b is None else (T - n_b).to(torch.int64).cpu().contiguous()  # (B,)
+        starts = [T - 1 - L for L in lags]  # (n,) each basis's first index
+        factors = _factors(steps)
+        return kernel.sweep_forward(Z.contiguous(), *factors, starts, QR_EVERY, first, joint)
+    Z = Z.clone()
     first = None if n_b is None else (T - n_b).to(Z.device).view(B, 1)  # (B, 1) first real index
     for s in range(T):  # processing index s: basis j runs from index T - 1 - lags[j]
         n = sum(1 for L in lags if s >= T - 1 - L)  # bases under way
@@ -209,7 +278,7 @@ def _forward_bases(steps: RNNSteps | LSTMSteps, T: int, k: int, gen: torch.Gener
         if first is not None:
             z = torch.where(s >= first, z, Z[:n])  # (n, k, B, H) padding: unchanged
         Z[:n] = _orthonormal(z) if (T - 1 - s) % QR_EVERY == 0 else z
-    return _orthonormal(Z.flatten(0, 1))  # (min(n k, H), B, H)
+    return _orthonormal(Z.flatten(0, 1)) if joint else Z
 
 
 def _lag_groups(T: int, k: int, m: int) -> list[tuple[int, int, int]]:
@@ -235,6 +304,9 @@ def _sweep_back(
     under/overflows."""
     B, H = steps.dim
     groups = _lag_groups(T, k, Q.shape[0])
+    if _kernel_runs(steps):  # the same loop in C++ (`sweeps.h`)
+        Y, scale = kernel.sweep_back(Q.contiguous(), *_factors(steps), groups)
+        return Y, scale.to(F64).log().cumsum(dim=0)
     Y = [Q.new_empty(last - first + 1, B, rows, H) for first, last, rows in groups]
     scale = Q.new_empty(T - 1, B)  # (T-1, B) each step's normalising factor
     tiny = torch.finfo(Q.dtype).tiny

@@ -10,7 +10,8 @@ is the LSTM's forward without a cache, for calls that record nothing and need no
 Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
 `lanczos.h` holds gradflow's estimates of the LSTM's term norms (`lstm_term_norms`) and the
 tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`), which also gives the
-largest eigenvalue of small symmetric matrices (`symmetric_max_eigenvalue`).
+largest eigenvalue of small symmetric matrices (`symmetric_max_eigenvalue`); `sweeps.h` the
+two time loops of the product-norm estimate (`sweep_forward`, `sweep_back`).
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
 download), cached in torch's extensions directory (`TORCH_EXTENSIONS_DIR`, by default
@@ -57,7 +58,7 @@ from vanishing.nn.rnn import RNNCache
 HERE = Path(__file__).parent
 SOURCE = HERE / "bptt.cpp"
 # what the build depends on (the cache name hashes them)
-SOURCES = (SOURCE, HERE / "gemm.h", HERE / "lanczos.h")
+SOURCES = (SOURCE, HERE / "gemm.h", HERE / "lanczos.h", HERE / "sweeps.h")
 DTYPES = (torch.float32, torch.float64)
 
 # Variant: (the torch CPU capabilities that run it, compiler flags). The AVX-512 flags are
@@ -373,6 +374,49 @@ def symmetric_max_eigenvalue(G: Tensor) -> Tensor:
     """(N,) largest eigenvalue of symmetric matrices G (N, m, m), float64: Householder
     reduction to tridiagonal form, then tridiagonal_max_eigenvalue (`lanczos.h`)."""
     return _loaded().symmetric_max_eigenvalue(G)
+
+
+def sweep_forward(
+    Z: Tensor,
+    a: Tensor,
+    W: Tensor,
+    f: Tensor | None,
+    beta: Tensor | None,
+    starts: list[int],
+    qr_every: int,
+    first: Tensor | None,
+    joint: bool = False,
+) -> Tensor:
+    """spectral._forward_bases' loop (`sweeps.h`): Z (n, k, B, H) carried through the steps,
+    basis j from processing index starts[j] (non-decreasing), each (basis, sequence) block
+    re-orthonormalised where (T - 1 - s) % qr_every == 0; a sequence's indices before
+    first (B,) int64 leave its bases unchanged. Factors: the RNN's a (T, B, H), W (H, H), or
+    the LSTM's alpha (T, B, 3, H), U (3H, H), f and beta (T, B, H). Returns the new Z, or
+    with joint its n k rows orthonormalised together: (min(n k, H), B, H)."""
+    return _loaded().sweep_forward(Z, a, W, f, beta, starts, qr_every, first, joint)
+
+
+def sweep_back(
+    Q: Tensor,
+    a: Tensor,
+    W: Tensor,
+    f: Tensor | None,
+    beta: Tensor | None,
+    groups: list[tuple[int, int, int]],
+) -> tuple[list[Tensor], Tensor]:
+    """spectral._sweep_back's loop (`sweeps.h`): y = J^T y from Q (m, B, H) for lags 1 .. T-1,
+    the first `rows` rows in each group (first, last, rows), each sequence's block divided by
+    its norm. Returns a (last - first + 1, B, rows, H) block per group and the norms (T-1, B).
+    Factors as sweep_forward's."""
+    firsts, lasts, rows = ([g[i] for g in groups] for i in range(3))
+    flat, scale = _loaded().sweep_back(Q, a, W, f, beta, firsts, lasts, rows)
+    B, H = Q.shape[1], Q.shape[2]
+    sizes = [(last - first + 1) * B * r * H for first, last, r in groups]
+    Y = [
+        y.view(last - first + 1, B, r, H)
+        for y, (first, last, r) in zip(flat.split(sizes), groups, strict=True)
+    ]
+    return Y, scale
 
 
 def _new(like: Tensor, *shape: int) -> Tensor:

@@ -500,6 +500,8 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
 // gradflow's Lanczos norms of the LSTM terms and the tridiagonal eigenvalue (uses the helpers
 // above).
 #include "lanczos.h"
+// gradflow's forward bases and backward sweep of the product-norm estimate.
+#include "sweeps.h"
 
 namespace {
 
@@ -775,4 +777,12 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
       &lstm_term_norms);
   m.def("tridiagonal_max_eigenvalue(Tensor d, Tensor e) -> Tensor", &tridiagonal_max_eigenvalue);
   m.def("symmetric_max_eigenvalue(Tensor G) -> Tensor", &symmetric_max_eigenvalue);
+  m.def(
+      "sweep_forward(Tensor Z, Tensor a, Tensor W, Tensor? f, Tensor? beta, int[] starts, "
+      "int qr_every, Tensor? first, bool joint) -> Tensor",
+      &sweep_forward);
+  m.def(
+      "sweep_back(Tensor Q, Tensor a, Tensor W, Tensor? f, Tensor? beta, int[] firsts, "
+      "int[] lasts, int[] rows) -> (Tensor, Tensor)",
+      &sweep_back);
 }
