@@ -2,7 +2,8 @@
 
 Lanczos, the tridiagonal eigenvalue and the block Krylov sweep are lower bounds: never above
 the exact value (up to rounding), exact when the Krylov space fills R^H, and within the
-accuracy docs/gradflow.md states otherwise (TOLERANCE, over random RNNs and LSTMs).
+accuracy docs/gradflow.md states otherwise (over random RNNs and LSTMs: SEQUENCE_TOLERANCE for
+any batch, BATCH_TOLERANCE for the batch means of 8 sequences).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from vanishing import gradflow as gf
 from vanishing.gradflow.spectral import (
     LANCZOS_ITERATIONS,
     SWEEP_COLUMNS,
+    gram_top_eigenvalue,
     lanczos_norm,
-    top_eigenvalue,
     tridiagonal_max_eigenvalue,
 )
 
 F64 = torch.float64
-TOLERANCE = 0.15  # docs/gradflow.md: estimates are at most 15% below the exact values
+# docs/gradflow.md: a batch mean over 8 sequences is at most 15 % below the exact value (measured
+# worst 12 %); one sequence's estimate at most 40 % below (measured worst 29 %)
+BATCH_TOLERANCE = 0.15
+SEQUENCE_TOLERANCE = 0.4
 ROUNDING = 1e-8  # the bisection stops 2^-32 of its bracket above the eigenvalue
 
 
@@ -40,21 +44,28 @@ def test_tridiagonal_max_eigenvalue_matches_eigvalsh() -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(m=st.integers(1, 16), rank=st.integers(0, 16), seed=st.integers(0, 2**16))
-def test_top_eigenvalue_equals_eigvalsh(m: int, rank: int, seed: int) -> None:
+@given(
+    m=st.integers(1, 16),
+    H=st.integers(1, 40),
+    rank=st.integers(0, 16),
+    dtype=st.sampled_from([torch.float32, F64]),
+    seed=st.integers(0, 2**16),
+)
+def test_gram_top_eigenvalue_equals_eigvalsh(
+    m: int, H: int, rank: int, dtype: torch.dtype, seed: int
+) -> None:
     gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(50, m, min(rank, m), generator=gen, dtype=F64)  # rank-deficient, or 0
-    X[:5] *= 1e-30  # tiny scales
-    X[5:10] *= 1e30
-    G = X @ X.mT  # (50, m, m) positive semi-definite
-    G[10] = torch.eye(m, dtype=F64)  # every eigenvalue the same
-    S = torch.randn(m, m, generator=gen, dtype=F64)
-    G[11] = S + S.T  # indefinite
-    G[12] = -G[12]  # negative semi-definite
-    expected = torch.linalg.eigvalsh(G)[:, -1]
-    got = top_eigenvalue(G)
+    r = min(rank, m, H)
+    Y = torch.randn(50, m, r, generator=gen, dtype=F64) @ torch.randn(r, H, dtype=F64)
+    Y[:5] *= 1e-30 if dtype == F64 else 1e-15  # tiny and huge scales
+    Y[5:10] *= 1e30 if dtype == F64 else 1e15
+    Y[10] = 0.0
+    Y = Y.to(dtype)  # (50, m, H) of rank r, or 0
+    Y64 = Y.to(F64)
+    expected = torch.linalg.eigvalsh(Y64 @ Y64.mT)[:, -1]  # (50,)
+    got = gram_top_eigenvalue(Y)
     assert got.dtype == F64 and got.shape == (50,)
-    scale = G.abs().amax(dim=(1, 2))  # (50,) rounding is relative to the entries
+    scale = Y64.square().sum(dim=(1, 2))  # (50,) rounding is relative to the Gram's trace
     assert torch.all((got - expected).abs() <= 1e-10 * expected.abs() + 1e-14 * scale)
 
 
@@ -121,7 +132,7 @@ def test_estimates_agree_with_exact(
         np.testing.assert_array_equal(t_est.B, t_exact.B)
     for e, x in pairs:
         assert np.all(e <= x * (1 + ROUNDING))
-        assert np.all(e >= x * (1 - TOLERANCE))
+        assert np.all(e >= x * (1 - SEQUENCE_TOLERANCE))
         if H <= SWEEP_COLUMNS and H <= LANCZOS_ITERATIONS:  # spaces fill R^H
             np.testing.assert_allclose(e, x, rtol=1e-7, atol=1e-300)
 
@@ -136,4 +147,26 @@ def test_estimates_in_float32_follow_the_trace_dtype() -> None:
     est, exact = gf.lag_profile(layer, trace), gf.lag_profile(layer, trace, exact=True)
     assert est.jacobian_norm.dtype == np.float64
     assert np.all(est.jacobian_norm <= exact.jacobian_norm * (1 + 1e-5))
-    assert np.all(est.jacobian_norm >= exact.jacobian_norm * (1 - TOLERANCE))
+    assert np.all(est.jacobian_norm >= exact.jacobian_norm * (1 - BATCH_TOLERANCE))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("H", [16, 40])
+def test_batch_means_are_within_the_batch_tolerance(kind: str, H: int) -> None:
+    """Seeded layers, 8 sequences: the batch means 'terms' reports (products, and the LSTM's
+    four terms) within BATCH_TOLERANCE of 'exact', at every lag and step."""
+    for seed, (scale, forget_bias) in enumerate([(0.5, 0.0), (1.0, 1.0), (3.0, 3.0)]):
+        torch.manual_seed(seed)
+        layer = _layer(kind, H, scale, forget_bias)
+        with vanishing.record(layer) as rec:
+            out, _ = layer(torch.randn(30, 8, 3, dtype=F64))
+            out[-1].sum().backward()
+        (trace,) = rec[""]
+        pairs = [(gf.lag_profile(layer, trace), gf.lag_profile(layer, trace, exact=True))]
+        pairs = [(e.jacobian_norm, x.jacobian_norm) for e, x in pairs]
+        if kind == "lstm":
+            t_est, t_exact = gf.lstm_terms(layer, trace), gf.lstm_terms(layer, trace, exact=True)
+            pairs += [(getattr(t_est, n), getattr(t_exact, n)) for n in ("A", "C", "D", "total")]
+        for e, x in pairs:
+            assert np.all(e <= x * (1 + ROUNDING))
+            assert np.all(e >= x * (1 - BATCH_TOLERANCE)), np.min(e[x > 0] / x[x > 0])

@@ -24,7 +24,7 @@ from torch import Tensor
 from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps, batch_mean
 from vanishing.nn import kernel
 
-LANCZOS_ITERATIONS = 6  # Golub-Kahan-Lanczos steps per operator (matrix-vector pairs)
+LANCZOS_ITERATIONS = 4  # Golub-Kahan-Lanczos steps per operator (matrix-vector pairs)
 SWEEP_COLUMNS = 6  # vectors per sequence in each basis of the product estimate
 BASIS_SHORTEST = 4  # the shortest basis settles at this lag; each next one BASIS_GROWTH longer
 BASIS_GROWTH = 4
@@ -204,15 +204,16 @@ def _orthonormal(Z: Tensor) -> Tensor:
     return Q.movedim(-1, -3)
 
 
-def top_eigenvalue(G: Tensor) -> Tensor:
-    """Largest eigenvalue of symmetric matrices G (..., m, m), float64: the compiled kernel's
-    Householder reduction and tridiagonal eigenvalue on the CPU (1e-12 relative), else
-    eigvalsh (one LAPACK call per matrix: 10x slower for thousands of small ones)."""
-    G = G.to(F64)
-    if G.device.type == "cpu" and G.numel() and kernel.available():
-        m = G.shape[-1]
-        return kernel.symmetric_max_eigenvalue(G.reshape(-1, m, m).contiguous()).view(G.shape[:-2])
-    return torch.linalg.eigvalsh(G)[..., -1]
+def gram_top_eigenvalue(Y: Tensor) -> Tensor:
+    """Largest eigenvalue of each Gram Y Y^T, Y (..., m, H): (...,) float64, the squared
+    largest singular value of Y. In the compiled kernel on the CPU (the Gram in double, a
+    Householder reduction and Laguerre's method, 1e-12 relative), else eigvalsh (one LAPACK
+    call per matrix: ~10x slower for thousands of small ones)."""
+    if Y.device.type == "cpu" and Y.dtype in kernel.DTYPES and Y.numel() and kernel.available():
+        m, H = Y.shape[-2:]
+        return kernel.gram_max_eigenvalue(Y.reshape(-1, m, H).contiguous()).view(Y.shape[:-2])
+    Y = Y.to(F64)
+    return torch.linalg.eigvalsh(Y @ Y.mT)[..., -1]
 
 
 def basis_lags(T: int) -> list[int]:
@@ -334,7 +335,7 @@ def product_norms_estimate(
     vectors per basis, carried through the last 8, 32, 128, .. and all steps:
     `basis_lags`, `_forward_bases`); one backward pass gives P_l^T Q for every lag l,
     with the bases that reach l, and ||P_l^T Q||_2 (the largest eigenvalue of each lag's
-    Gram, `top_eigenvalue`) is the estimate, exact once the basis spans R^H. Lags
+    Gram, `gram_top_eigenvalue`) is the estimate, exact once the basis spans R^H. Lags
     1 .. SHORT_LAGS, which no basis has settled at, also get `iterations` Lanczos steps;
     each keeps the larger of its two lower bounds. With variable lengths a sequence's lags
     beyond its own (zero products) are left out of the mean.
@@ -348,7 +349,7 @@ def product_norms_estimate(
     gen = torch.Generator().manual_seed(seed)
     Q = _forward_bases(steps, T, k, gen)  # (n k, B, H)
     Y, log_scale = _sweep_back(steps, T, Q, k)  # [(lags, B, rows, H)], (T-1, B)
-    lam = torch.cat([top_eigenvalue(Y_g @ Y_g.mT) for Y_g in Y])  # (T-1, B) of each Gram
+    lam = torch.cat([gram_top_eigenvalue(Y_g) for Y_g in Y])  # (T-1, B) of each Gram
     log_sigma = log_scale + 0.5 * lam.clamp_min(torch.finfo(F64).tiny).log()  # (T-1, B)
     short = min(SHORT_LAGS, T - 1)
     if short and k < H:

@@ -10,7 +10,7 @@ is the LSTM's forward without a cache, for calls that record nothing and need no
 Buffers of 4 MiB and more are advised to transparent huge pages (config 'huge_page_bytes').
 `lanczos.h` holds gradflow's estimates of the LSTM's term norms (`lstm_term_norms`) and the
 tridiagonal eigenvalue they end with (`tridiagonal_max_eigenvalue`), which also gives the
-largest eigenvalue of small symmetric matrices (`symmetric_max_eigenvalue`); `sweeps.h` the
+largest eigenvalue of small Gram matrices (`gram_max_eigenvalue`); `sweeps.h` the
 two time loops of the product-norm estimate (`sweep_forward`, `sweep_back`).
 
 Built on first use with `torch.utils.cpp_extension.load` (a C++ compiler and ninja, no
@@ -370,10 +370,10 @@ def tridiagonal_max_eigenvalue(d: Tensor, e: Tensor) -> Tensor:
     return _loaded().tridiagonal_max_eigenvalue(d, e)
 
 
-def symmetric_max_eigenvalue(G: Tensor) -> Tensor:
-    """(N,) largest eigenvalue of symmetric matrices G (N, m, m), float64: Householder
-    reduction to tridiagonal form, then tridiagonal_max_eigenvalue (`lanczos.h`)."""
-    return _loaded().symmetric_max_eigenvalue(G)
+def gram_max_eigenvalue(Y: Tensor) -> Tensor:
+    """(N,) float64 largest eigenvalue of each Gram Y_i Y_i^T, Y (N, m, H) float32/float64:
+    the Gram in double, Householder reduction, tridiagonal_max_eigenvalue (`lanczos.h`)."""
+    return _loaded().gram_max_eigenvalue(Y)
 
 
 def sweep_forward(

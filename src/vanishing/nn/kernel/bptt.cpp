@@ -776,7 +776,7 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
       "int iterations) -> Tensor",
       &lstm_term_norms);
   m.def("tridiagonal_max_eigenvalue(Tensor d, Tensor e) -> Tensor", &tridiagonal_max_eigenvalue);
-  m.def("symmetric_max_eigenvalue(Tensor G) -> Tensor", &symmetric_max_eigenvalue);
+  m.def("gram_max_eigenvalue(Tensor Y) -> Tensor", &gram_max_eigenvalue);
   m.def(
       "sweep_forward(Tensor Z, Tensor a, Tensor W, Tensor? f, Tensor? beta, int[] starts, "
       "int qr_every, Tensor? first, bool joint) -> Tensor",

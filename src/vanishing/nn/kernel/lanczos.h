@@ -387,30 +387,51 @@ Tensor tridiagonal_max_eigenvalue(const Tensor& d, const Tensor& e) {
 
 namespace {
 
-Tensor symmetric_max_eigenvalue(const Tensor& G) {
-  TORCH_CHECK(G.scalar_type() == at::kDouble, "symmetric_max_eigenvalue: float64 only, got ",
-              G.scalar_type());
-  check({{&G, "G"}}, G);
-  TORCH_CHECK(G.dim() == 3 && G.size(1) == G.size(2) && G.size(1) >= 1,
-              "symmetric_max_eigenvalue: expected G (N, m, m) with m >= 1, got ", G.sizes());
-  const int64_t N = G.size(0), m = G.size(1);
-  Tensor work = G.clone();  // reduced in place
-  Tensor d = at::empty({N, m}, G.options()), e = at::empty({N, std::max<int64_t>(m - 1, 0)},
-                                                           G.options());
-  Tensor out = at::empty({N}, G.options());
+// (N,) float64: the largest eigenvalue of each Gram Y_i Y_i^T, Y (N, m, H) float32/float64
+// (formed in double), by Householder reduction and tridiagonal_max.
+Tensor gram_max_eigenvalue(const Tensor& Y) {
+  TORCH_CHECK(Y.scalar_type() == at::kFloat || Y.scalar_type() == at::kDouble,
+              "gram_max_eigenvalue: float32 or float64 only, got ", Y.scalar_type());
+  check({{&Y, "Y"}}, Y);
+  TORCH_CHECK(Y.dim() == 3 && Y.size(1) >= 1,
+              "gram_max_eigenvalue: expected Y (N, m, H) with m >= 1, got ", Y.sizes());
+  const int64_t N = Y.size(0), m = Y.size(1), H = Y.size(2);
+  const auto f64 = Y.options().dtype(at::kDouble);
+  Tensor work = at::empty({N, m, m}, f64);  // the Grams, reduced in place
+  Tensor d = at::empty({N, m}, f64), e = at::empty({N, std::max<int64_t>(m - 1, 0)}, f64);
+  Tensor out = at::empty({N}, f64);
   double *w = work.data_ptr<double>(), *d_p = d.data_ptr<double>(), *e_p = e.data_ptr<double>();
   double* out_p = out.data_ptr<double>();
   constexpr int64_t L = Vec<double>::size();
   const int64_t groups = (N + L - 1) / L;
-  at::parallel_for(0, groups, std::max<int64_t>(1, 2048 / (L * m * m)), [&](int64_t g0,
-                                                                            int64_t g1) {
-    std::vector<double> v(m), p(m);
-    const int64_t n0 = g0 * L, n1 = std::min(g1 * L, N);
-    for (int64_t i = n0; i < n1; ++i) {
-      householder_tridiagonal(w + i * m * m, m, d_p + i * m, e_p + i * (m - 1), v.data(),
-                              p.data());
-    }
-    tridiagonal_max(d_p + n0 * m, e_p + n0 * (m - 1), n1 - n0, m, out_p + n0);
+  const int64_t grain = std::max<int64_t>(1, 4096 / (L * m * (m + H)));
+  AT_DISPATCH_FLOATING_TYPES(Y.scalar_type(), "gram_max_eigenvalue", [&] {
+    const scalar_t* y = Y.data_ptr<scalar_t>();
+    at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
+      std::vector<double> v(m), p(m);
+      const int64_t n0 = g0 * L, n1 = std::min(g1 * L, N);
+      for (int64_t i = n0; i < n1; ++i) {
+        const scalar_t* Yi = y + i * m * H;
+        double* A = w + i * m * m;
+        for (int64_t r = 0; r < m; ++r) {
+          for (int64_t c = 0; c <= r; ++c) {
+            const scalar_t *a = Yi + r * H, *b = Yi + c * H;
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains: no serial dependence
+            int64_t h = 0;
+            for (; h + 4 <= H; h += 4) {
+              s0 += double(a[h]) * double(b[h]);
+              s1 += double(a[h + 1]) * double(b[h + 1]);
+              s2 += double(a[h + 2]) * double(b[h + 2]);
+              s3 += double(a[h + 3]) * double(b[h + 3]);
+            }
+            for (; h < H; ++h) s0 += double(a[h]) * double(b[h]);
+            A[r * m + c] = A[c * m + r] = (s0 + s1) + (s2 + s3);
+          }
+        }
+        householder_tridiagonal(A, m, d_p + i * m, e_p + i * (m - 1), v.data(), p.data());
+      }
+      tridiagonal_max(d_p + n0 * m, e_p + n0 * (m - 1), n1 - n0, m, out_p + n0);
+    });
   });
   return out;
 }
