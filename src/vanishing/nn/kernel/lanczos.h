@@ -408,24 +408,24 @@ Tensor gram_max_eigenvalue(const Tensor& Y) {
   AT_DISPATCH_FLOATING_TYPES(Y.scalar_type(), "gram_max_eigenvalue", [&] {
     const scalar_t* y = Y.data_ptr<scalar_t>();
     at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
-      std::vector<double> v(m), p(m);
+      std::vector<double> v(m), p(m), rows(m * H);  // rows: Y_i in double
       const int64_t n0 = g0 * L, n1 = std::min(g1 * L, N);
       for (int64_t i = n0; i < n1; ++i) {
         const scalar_t* Yi = y + i * m * H;
+        for (int64_t j = 0; j < m * H; ++j) rows[j] = static_cast<double>(Yi[j]);
         double* A = w + i * m * m;
         for (int64_t r = 0; r < m; ++r) {
+          const double* a = rows.data() + r * H;
           for (int64_t c = 0; c <= r; ++c) {
-            const scalar_t *a = Yi + r * H, *b = Yi + c * H;
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains: no serial dependence
+            const double* b = rows.data() + c * H;
+            Vec<double> acc(0.0);
+            double tail = 0;
             int64_t h = 0;
-            for (; h + 4 <= H; h += 4) {
-              s0 += double(a[h]) * double(b[h]);
-              s1 += double(a[h + 1]) * double(b[h + 1]);
-              s2 += double(a[h + 2]) * double(b[h + 2]);
-              s3 += double(a[h + 3]) * double(b[h + 3]);
+            for (; h + L <= H; h += L) {
+              acc = at::vec::fmadd(Vec<double>::loadu(a + h), Vec<double>::loadu(b + h), acc);
             }
-            for (; h < H; ++h) s0 += double(a[h]) * double(b[h]);
-            A[r * m + c] = A[c * m + r] = (s0 + s1) + (s2 + s3);
+            for (; h < H; ++h) tail += a[h] * b[h];
+            A[r * m + c] = A[c * m + r] = sum_lanes(acc) + tail;
           }
         }
         householder_tridiagonal(A, m, d_p + i * m, e_p + i * (m - 1), v.data(), p.data());
