@@ -25,7 +25,7 @@ from vanishing.gradflow.steps import F64, LSTMSteps, RNNSteps, batch_mean
 from vanishing.nn import kernel
 
 LANCZOS_ITERATIONS = 4  # Golub-Kahan-Lanczos steps per operator (matrix-vector pairs)
-SWEEP_COLUMNS = 6  # vectors per sequence in each basis of the product estimate
+SWEEP_COLUMNS = 5  # vectors per sequence in each basis of the product estimate
 BASIS_SHORTEST = 4  # the shortest basis settles at this lag; each next one BASIS_GROWTH longer
 BASIS_GROWTH = 4
 BASIS_REACH = 2  # a basis settled at lag L is used up to lag L * BASIS_REACH
