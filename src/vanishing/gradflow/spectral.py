@@ -228,10 +228,9 @@ def basis_lags(T: int) -> list[int]:
 
 
 def _kernel_runs(steps: RNNSteps | LSTMSteps) -> bool:
-    """True if the sweeps of product_norms_estimate run in the kernel: CPU float32/float64
-    factors and the kernel available."""
-    x = steps.f if isinstance(steps, LSTMSteps) else steps.a
-    return x.device.type == "cpu" and x.dtype in kernel.DTYPES and kernel.available()
+    """True if the sweeps of product_norms_estimate run in the kernel (`kernel.supports` the
+    factors: CPU float32/float64, the kernel available)."""
+    return kernel.supports(steps.f if isinstance(steps, LSTMSteps) else steps.a)
 
 
 def _factors(
@@ -332,7 +331,7 @@ def product_norms_estimate(
     """As product_norms_exact, from matrix-vector products only: O(T B H^2 columns).
 
     One forward pass builds orthonormal bases Q of the left ends (k = columns random
-    vectors per basis, carried through the last 8, 32, 128, .. and all steps:
+    vectors per basis, carried through the last 4, 16, 64, .. and all steps:
     `basis_lags`, `_forward_bases`); one backward pass gives P_l^T Q for every lag l,
     with the bases that reach l, and ||P_l^T Q||_2 (the largest eigenvalue of each lag's
     Gram, `gram_top_eigenvalue`) is the estimate, exact once the basis spans R^H. Lags
@@ -352,7 +351,7 @@ def product_norms_estimate(
     lam = torch.cat([gram_top_eigenvalue(Y_g) for Y_g in Y])  # (T-1, B) of each Gram
     log_sigma = log_scale + 0.5 * lam.clamp_min(torch.finfo(F64).tiny).log()  # (T-1, B)
     short = min(SHORT_LAGS, T - 1)
-    if short and k < H:
+    if short and Q.shape[0] < H:  # else the bases span R^H: the Gram's estimate is exact
         s = short_lag_norms(steps, T, short, iterations).to(F64)  # (short, B)
         log_sigma[:short] = torch.maximum(log_sigma[:short], s.log())
     out[1:] = batch_mean(log_sigma.exp(), None if real is None else real[1:]).cpu().numpy()

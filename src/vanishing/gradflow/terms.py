@@ -154,7 +154,7 @@ def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
     if T == 1:
         return norms
     start = _starts(steps.U, torch.Generator().manual_seed(0)).to(steps.f)  # (4, H)
-    if steps.f.device.type == "cpu" and steps.f.dtype in kernel.DTYPES and kernel.available():
+    if kernel.supports(steps.f):
         f, alpha, beta = (
             x[1:].flatten(0, 1).contiguous() for x in (steps.f, steps.alpha, steps.beta)
         )  # (N, H), (N, 3, H), (N, H)

@@ -114,6 +114,16 @@ inline scalar_t sum_lanes(const Vec<scalar_t>& v) {
   return s;
 }
 
+// x . y over a row of H.
+template <typename scalar_t>
+inline double dot_row(const scalar_t* x, const scalar_t* y, int64_t H) {
+  Vec<scalar_t> s(0);
+  over_row<scalar_t>(H, [&](int64_t c, int64_t m) {
+    s = at::vec::fmadd(load(x + c, m), load(y + c, m), s);
+  });
+  return sum_lanes(s);
+}
+
 // The factors of items n0 .. n0+n-1 and the Lanczos vectors of a block of rows, operator o =
 // 0, 1, 2 (gates i, f, g) and 3 (the total) at offset o n H of v, u, u_prev.
 template <typename scalar_t>
@@ -415,17 +425,8 @@ Tensor gram_max_eigenvalue(const Tensor& Y) {
         for (int64_t j = 0; j < m * H; ++j) rows[j] = static_cast<double>(Yi[j]);
         double* A = w + i * m * m;
         for (int64_t r = 0; r < m; ++r) {
-          const double* a = rows.data() + r * H;
           for (int64_t c = 0; c <= r; ++c) {
-            const double* b = rows.data() + c * H;
-            Vec<double> acc(0.0);
-            double tail = 0;
-            int64_t h = 0;
-            for (; h + L <= H; h += L) {
-              acc = at::vec::fmadd(Vec<double>::loadu(a + h), Vec<double>::loadu(b + h), acc);
-            }
-            for (; h < H; ++h) tail += a[h] * b[h];
-            A[r * m + c] = A[c * m + r] = sum_lanes(acc) + tail;
+            A[r * m + c] = A[c * m + r] = dot_row(rows.data() + r * H, rows.data() + c * H, H);
           }
         }
         householder_tridiagonal(A, m, d_p + i * m, e_p + i * (m - 1), v.data(), p.data());

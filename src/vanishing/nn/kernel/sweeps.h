@@ -1,6 +1,6 @@
 // The two time loops of gradflow's product-norm estimate (spectral.py's _forward_bases and
 // _sweep_back) in one pass each (included by bptt.cpp, after its vector helpers load / store /
-// over_row, `check` and lanczos.h's sum_lanes).
+// over_row, `check` and lanczos.h's sum_lanes, dot_row).
 //
 // The step Jacobians come as factors (gradflow/steps.py), G gates of W (G H, H):
 //   LSTM (G = 3): J y = f*y + sum_g a_g * (U_g (b*y)),   J^T z = f*z + b * sum_g U_g^T (a_g*z)
@@ -49,15 +49,6 @@
 #include "gemm.h"
 
 namespace {
-
-template <typename scalar_t>
-inline double dot_row(const scalar_t* x, const scalar_t* y, int64_t H) {
-  Vec<scalar_t> s(0);
-  over_row<scalar_t>(H, [&](int64_t c, int64_t m) {
-    s = at::vec::fmadd(load(x + c, m), load(y + c, m), s);
-  });
-  return sum_lanes(s);
-}
 
 // y -= d x on a row of H.
 template <typename scalar_t>
