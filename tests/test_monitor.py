@@ -247,3 +247,53 @@ def test_parametrised_weights_and_a_users_output_hook_are_measured_as_used() -> 
     torch.testing.assert_close(
         p.layer.weight_hh_l0, 2 * model.rnn.parametrizations.weight_hh_l0.original
     )
+
+
+class Forms(nn.Module):
+    """A torch.nn layer called with one of the input forms torch.nn accepts, and a fixed
+    projection of every output as the loss's input."""
+
+    def __init__(self, layer: nn.Module, form: str) -> None:
+        super().__init__()
+        self.rnn, self.form = layer, form
+        self.h0 = nn.Parameter(torch.randn(layer.num_layers * 2, 4, layer.hidden_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (T, 4, I)
+        T = x.shape[0]
+        if self.form == "batch_first":
+            out = self.rnn(x.transpose(0, 1))[0].transpose(0, 1)
+        elif self.form == "unbatched":
+            out = self.rnn(x[:, 0])[0]
+        elif self.form == "packed":
+            packed = nn.utils.rnn.pack_padded_sequence(x, [T, 3, T - 2, 5], enforce_sorted=False)
+            out = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=T)[0]
+        else:  # the initial state given (and trained)
+            hx = self.h0 if isinstance(self.rnn, nn.RNN) else (self.h0, torch.tanh(self.h0))
+            out = self.rnn(x, hx)[0]
+        return out.sum(-1)
+
+
+@pytest.mark.parametrize("form", ["batch_first", "unbatched", "packed", "initial state"])
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.RNN])
+def test_the_replay_measures_every_input_form_as_profile_does(kind: type, form: str) -> None:
+    torch.manual_seed(3)
+    layer = kind(2, 5, num_layers=2, bidirectional=True, batch_first=form == "batch_first")
+    model = Forms(layer, form)
+    x = torch.randn(8, 4, 2, generator=torch.Generator().manual_seed(4))
+    weight = torch.randn(8, 4) if form != "unbatched" else torch.randn(8)
+
+    def loss_fn(out: torch.Tensor) -> torch.Tensor:
+        return (out * weight).sum()
+
+    mon = monitor(model, every=1)
+    mon.on_step_start(0, model)
+    loss_fn(model(x)).backward()
+    measured = mon.on_step_end(0, model)["gradflow"]
+    expected = profile(model, x, loss_fn, detail="norms")["rnn"]
+    assert list(measured) == [f"rnn.{p.trace.name}" for p in expected]
+    for p in expected:
+        m = measured[f"rnn.{p.trace.name}"]
+        np.testing.assert_allclose(m["dh_norm"], p.lags.dh_norm, rtol=1e-5)
+        if p.kind == "LSTM":
+            np.testing.assert_allclose(m["dc_norm"], p.lags.dc_norm, rtol=1e-5)
+        assert ("count" in m) == (form == "packed")

@@ -111,6 +111,29 @@ def needing_grad(input: Tensor | PackedSequence) -> Tensor | PackedSequence:
     return input.detach().requires_grad_()
 
 
+def state_needing_grad(layer: nn.Module, input: Tensor | PackedSequence, hx: object) -> object:
+    """hx for layer(input, hx) with its h_0 a leaf that requires grad: zeros of the layer's
+    state shape when hx is None, (h_0, c_0) for an LSTM.
+
+    With frozen weights and an input that needs no gradient, the layer's backward then still
+    runs and records dL/dh_t, and it skips the input's GEMM dx_t = dz_t W_ih as well as the
+    weights' (the monitor's replay). input and hx as torch.nn.RNN / LSTM accept them."""
+    if hx is None:
+        if isinstance(input, PackedSequence):
+            batch: tuple[int, ...] = (int(input.batch_sizes[0]),)
+            like = input.data
+        else:
+            batched = input.dim() == 3
+            batch = (input.shape[0 if layer.batch_first else 1],) if batched else ()
+            like = input
+        directions = 2 if layer.bidirectional else 1
+        zeros = like.new_zeros((layer.num_layers * directions, *batch, layer.hidden_size))
+        hx = (zeros, zeros) if is_lstm(layer) else zeros
+    if isinstance(hx, tuple):
+        return (hx[0].detach().requires_grad_(), *hx[1:])
+    return hx.detach().requires_grad_()
+
+
 def _measured_call(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     """Forward pre-hook of a vanishing layer in the profiled copy: its input needing grad."""
     if args:

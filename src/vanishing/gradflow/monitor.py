@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.gradflow.lags import check_fraction, lag_profile
-from vanishing.gradflow.model import load_weights, needing_grad, vanishing_twin
+from vanishing.gradflow.model import load_weights, state_needing_grad, vanishing_twin
 from vanishing.nn import Recording, Trace, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 
@@ -131,15 +131,12 @@ class _Replay:
         kept = [k for k, g in enumerate(self.grads) if g is not None]
         if not kept:
             return []
-        twin = self.twin.requires_grad_(False)  # no weight gradients (`needing_grad`)
-        x = needing_grad(self.x)
+        twin = self.twin.requires_grad_(False)  # frozen: no weight gradients, nor dx
+        hx = state_needing_grad(twin, self.x, self.hx)
         with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
-            outputs = _flat(twin(x, self.hx))
-            torch.autograd.grad(
-                [outputs[k] for k in kept],
-                x.data if isinstance(x, PackedSequence) else x,
-                [self.grads[k] for k in kept],
-            )
+            outputs = _flat(twin(self.x, hx))
+            h0 = hx[0] if isinstance(hx, tuple) else hx
+            torch.autograd.grad([outputs[k] for k in kept], h0, [self.grads[k] for k in kept])
         return list(recording[""])
 
 
