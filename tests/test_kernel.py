@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import vanishing
+from vanishing.gradflow.steps import lstm_steps
 from vanishing.nn import kernel
 from vanishing.nn.activations import NAMES
 from vanishing.nn.lstm import lstm_local_factors
@@ -293,10 +294,34 @@ def test_kernel_local_factors_are_pythons(built: None, dtype: torch.dtype) -> No
         (torch.rand(T, B, 2 * H), torch.rand(T, B, H) * 2 - 1, torch.rand(T, B, H)), dim=2
     ).to(dtype)  # [i, f] in (0, 1), g in (-1, 1), o in (0, 1)
     cs = (3 * torch.randn(T + 1, B, H)).to(dtype)
-    ours = kernel.lstm_local_factors(gates, cs)
+    ours = kernel.lstm_local_factors(*gates.chunk(4, 2), cs[0], cs[1:])  # strided views
     python = lstm_local_factors(gates, cs[:-1], cs[1:])
     for a, b in zip(ours, python, strict=True):
         torch.testing.assert_close(a, b, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gradflow_step_factors_are_the_same_with_the_kernel_on_and_off(
+    built: None, dtype: torch.dtype
+) -> None:
+    """gradflow's lstm_steps takes its factors from the kernel when it can: both directions,
+    variable lengths (each sequence flipped within its steps), a nonzero c_0."""
+    torch.manual_seed(4)
+    layer = vanishing.LSTM(3, 13, bidirectional=True, dtype=dtype)
+    x = torch.randn(9, 4, 3, dtype=dtype)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, [9, 4, 7, 1], enforce_sorted=False)
+    state = torch.randn(2, 4, 13, dtype=dtype)
+    with vanishing.record(layer) as recording:
+        layer(packed, (state, 2 * state))
+    for trace in recording[""]:
+        kernel.set_enabled(True)
+        ours = lstm_steps(layer, trace, dtype=dtype)
+        kernel.set_enabled(False)
+        torchs = lstm_steps(layer, trace, dtype=dtype)
+        for name in ("f", "alpha", "beta"):
+            torch.testing.assert_close(
+                getattr(ours, name), getattr(torchs, name), rtol=TOL[dtype], atol=TOL[dtype]
+            )
 
 
 # Lanes of a float32 vector in each variant's build (ATen's Vectorized at that capability).

@@ -15,7 +15,8 @@ unless a dtype is asked for (the estimates of `spectral.py` run in the trace's o
       D_s = diag(i_s tanh'(z_g,s))      U_g diag(o_{s-1} tanh'(c_{s-1}))   [the article: sigma']
 
   The diagonal factors are `nn.lstm.lstm_local_factors`' (left: its dz blocks i, f, g at
-  step s; right: its dc_dh at step s - 1). U_i, U_f, U_g are the blocks of weight_hh (gate
+  step s; right: its dc_dh at step s - 1), computed by the kernel's copy of it (one pass
+  over all steps) where the kernel runs. U_i, U_f, U_g are the blocks of weight_hh (gate
   order i, f, g, o). At step 1 the initial state h_0 does not depend on c_0, so
   A_1 = C_1 = D_1 = 0 and J_1 = B_1.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vanishing.nn import Trace
+from vanishing.nn import Trace, kernel
 from vanishing.nn.activations import activation_grad, sigmoid_grad_from_tanh
 from vanishing.nn.lstm import lstm_local_factors
 from vanishing.nn.naming import flip_time, is_lstm
@@ -289,9 +290,12 @@ def lstm_steps(
     i, f, g, o, c = (
         processing(x, d, dtype, n) for x in (trace.i, trace.f, trace.g, trace.o, trace.c)
     )
-    c0 = trace.c0.detach().to(dtype).unsqueeze(0)  # (1, B, H)
-    c_prev = torch.cat((c0, c[:-1]))  # (T, B, H) c_{s-1}
-    dc_dh, dz = lstm_local_factors(torch.cat((i, f, g, o), dim=2), c_prev, c)  # (T,B,H), (T,B,4H)
+    c0 = trace.c0.detach().to(dtype)  # (B, H)
+    if kernel.supports(c):  # the same factors, one pass in parallel
+        dc_dh, dz = kernel.lstm_local_factors(i, f, g, o, c0, c)  # (T, B, H), (T, B, 4H)
+    else:
+        c_prev = torch.cat((c0.unsqueeze(0), c[:-1]))  # (T, B, H) c_{s-1}
+        dc_dh, dz = lstm_local_factors(torch.cat((i, f, g, o), dim=2), c_prev, c)
     T, B, H = c.shape
     alpha = dz[:, :, : 3 * H].unflatten(2, (3, H))  # (T, B, 3, H) blocks i, f, g
     if article_D:

@@ -347,10 +347,13 @@ def vector_width(dtype: torch.dtype = torch.float32) -> int:
     return int(_loaded().vector_width(dtype == torch.float64))
 
 
-def lstm_local_factors(gates: Tensor, cs: Tensor) -> tuple[Tensor, Tensor]:
-    """The kernel's lstm_local_factors over all steps: gates (T, B, 4H), cs (T+1, B, H) ->
-    (dc_dh (T, B, H), dz (T, B, 4H)), as nn.lstm.lstm_local_factors(gates, cs[:-1], cs[1:])."""
-    dc_dh, dz = _loaded().lstm_local_factors(gates, cs)
+def lstm_local_factors(
+    i: Tensor, f: Tensor, g: Tensor, o: Tensor, c0: Tensor, c: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The kernel's lstm_local_factors over all steps, rows in parallel: i, f, g, o, c
+    (T, B, H) (views of a gates buffer are fine), c0 (B, H) -> (dc_dh (T, B, H), dz
+    (T, B, 4H)), as nn.lstm.lstm_local_factors(cat(i, f, g, o), cat(c0, c[:-1]), c)."""
+    dc_dh, dz = _loaded().lstm_local_factors(i, f, g, o, c0, c)
     return dc_dh, dz
 
 

@@ -634,31 +634,54 @@ Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, co
   return dh_next;
 }
 
-// lstm_local_factors over every step at once, for the test that holds it equal to nn/lstm.py's:
-// gates (T, B, 4H) activations, cs (T+1, B, H) -> (dc_dh (T, B, H), dz (T, B, 4H)).
-std::tuple<Tensor, Tensor> lstm_local_factors_op(const Tensor& gates_in, const Tensor& cs_in) {
-  TORCH_CHECK(is_real(gates_in), "lstm_local_factors: float32 or float64 only");
-  const Tensor gates = gates_in.contiguous(), cs = cs_in.contiguous();
-  check({{&gates, "gates"}, {&cs, "cs"}}, gates);
-  const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2), G = 4 * H;
-  TORCH_CHECK(cs.sizes() == at::IntArrayRef({T + 1, B, H}) && gates.size(2) == G,
-              "lstm_local_factors: inconsistent shapes");
-  Tensor dc_dh = at::empty({T, B, H}, gates.options()), dz = at::empty_like(gates);
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_local_factors", [&] {
-    const scalar_t *a = gates.data_ptr<scalar_t>(), *c = cs.data_ptr<scalar_t>();
+// lstm_local_factors over every step and sequence at once (gradflow's step factors, and the
+// test that holds it equal to nn/lstm.py's): i, f, g, o, c (T, B, H) activations and c_t,
+// each with unit stride along H (views of a (T, B, 4H) gates buffer are fine), c0 (B, H)
+// c_0 -> (dc_dh (T, B, H), dz (T, B, 4H)), c_{t-1} being c0 at t = 0. Rows in parallel.
+std::tuple<Tensor, Tensor> lstm_local_factors_op(const Tensor& i_in, const Tensor& f_in,
+                                                 const Tensor& g_in, const Tensor& o_in,
+                                                 const Tensor& c0_in, const Tensor& c_in) {
+  TORCH_CHECK(is_real(c_in), "lstm_local_factors: float32 or float64 only");
+  TORCH_CHECK(c_in.dim() == 3, "lstm_local_factors: c must be (T, B, H)");
+  const int64_t T = c_in.size(0), B = c_in.size(1), H = c_in.size(2), G = 4 * H;
+  auto rows_of = [&](const Tensor& t, const char* name) {  // unit stride along H
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == c_in.scalar_type() &&
+                    t.sizes() == c_in.sizes(),
+                "lstm_local_factors: ", name, " must be a CPU (T, B, H) tensor of c's dtype");
+    return t.stride(2) == 1 ? t : t.contiguous();
+  };
+  const std::array<Tensor, 5> in{rows_of(i_in, "i"), rows_of(f_in, "f"), rows_of(g_in, "g"),
+                                 rows_of(o_in, "o"), rows_of(c_in, "c")};
+  const Tensor c0 = c0_in.contiguous();
+  check({{&c0, "c0"}}, c_in);
+  TORCH_CHECK(c0.sizes() == at::IntArrayRef({B, H}), "lstm_local_factors: c0 must be (B, H)");
+  Tensor dc_dh = at::empty({T, B, H}, c_in.options()), dz = at::empty({T, B, G}, c_in.options());
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, G));
+  AT_DISPATCH_FLOATING_TYPES(c_in.scalar_type(), "lstm_local_factors", [&] {
+    std::array<const scalar_t*, 5> p;  // i, f, g, o, c
+    for (size_t k = 0; k < in.size(); ++k) p[k] = in[k].data_ptr<scalar_t>();
+    const scalar_t* c0_p = c0.data_ptr<scalar_t>();
     scalar_t *k_p = dc_dh.data_ptr<scalar_t>(), *dz_p = dz.data_ptr<scalar_t>();
-    for (int64_t r = 0; r < T * B; ++r) {  // row r: step r / B, sequence r % B
-      const scalar_t *ib = a + r * G, *cpb = c + r * H, *cb = c + (r + B) * H;
-      scalar_t *kb = k_p + r * H, *dzb = dz_p + r * G;
-      over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
-        const auto k = lstm_local_factors(load(ib + j, n), load(ib + H + j, n),
-                                          load(ib + 2 * H + j, n), load(ib + 3 * H + j, n),
-                                          load(cpb + j, n), tanh(load(cb + j, n)));
-        store(k.dc_dh, kb + j, n);
-        store(k.dz_i, dzb + j, n), store(k.dz_f, dzb + H + j, n);
-        store(k.dz_g, dzb + 2 * H + j, n), store(k.dz_o, dzb + 3 * H + j, n);
-      });
-    }
+    auto at_row = [&](size_t k, int64_t t, int64_t b) {  // row (t, b) of input k
+      return p[k] + t * in[k].stride(0) + b * in[k].stride(1);
+    };
+    at::parallel_for(0, T * B, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {  // row r: step r / B, sequence r % B
+        const int64_t t = r / B, b = r % B;
+        const scalar_t *ib = at_row(0, t, b), *fb = at_row(1, t, b), *gb = at_row(2, t, b);
+        const scalar_t *ob = at_row(3, t, b), *cb = at_row(4, t, b);
+        const scalar_t* cpb = t == 0 ? c0_p + b * H : at_row(4, t - 1, b);
+        scalar_t *kb = k_p + r * H, *dzb = dz_p + r * G;
+        over_row<scalar_t>(H, [&](int64_t j, int64_t n) {
+          const auto k = lstm_local_factors(load(ib + j, n), load(fb + j, n), load(gb + j, n),
+                                            load(ob + j, n), load(cpb + j, n),
+                                            tanh(load(cb + j, n)));
+          store(k.dc_dh, kb + j, n);
+          store(k.dz_i, dzb + j, n), store(k.dz_f, dzb + H + j, n);
+          store(k.dz_g, dzb + 2 * H + j, n), store(k.dz_o, dzb + 3 * H + j, n);
+        });
+      }
+    });
   });
   return {dc_dh, dz};
 }
@@ -767,7 +790,10 @@ VANISHING_TORCH_LIBRARY(VANISHING_LIBRARY, m) {
       "gemm_time(int gemm, int rows, int N, int K, bool trans_w, int threads, int repeats) "
       "-> float",
       &gemm_time_op);
-  m.def("lstm_local_factors(Tensor gates, Tensor cs) -> (Tensor, Tensor)", &lstm_local_factors_op);
+  m.def(
+      "lstm_local_factors(Tensor i, Tensor f, Tensor g, Tensor o, Tensor c0, Tensor c) -> "
+      "(Tensor, Tensor)",
+      &lstm_local_factors_op);
   m.def("nonlinearities() -> str[]", &nonlinearities);
   m.def("vector_width(bool float64) -> int", &vector_width);
   m.def("huge_pages(Tensor t) -> ()", &huge_pages);
