@@ -489,6 +489,21 @@ def _fake_grads(x: Tensor, W_ih: Tensor, W_hh: Tensor, needed: list[bool]) -> li
     ]
 
 
+def _dz_steps(T: int, needed: list[bool]) -> int:
+    """Steps of the backward's dz buffer: T when an all-steps GEMM reads it (dx or a weight
+    gradient asked for), else 1 (the loop reuses one step's buffer, which stays in cache)."""
+    return T if any(needed[:4]) else 1
+
+
+def _all_steps_gradients(
+    dz: Tensor, x: Tensor, hs: Tensor, W_ih: Tensor, needed: list[bool]
+) -> tuple[Tensor | None, ...]:
+    """weight_gradients (dx, dW_ih, dW_hh, db), or four None when none is asked for."""
+    if not any(needed[:4]):
+        return None, None, None, None
+    return weight_gradients(dz, x, hs, W_ih, Needed(*needed))
+
+
 def _rnn_forward_impl(
     x: Tensor,
     h0: Tensor,
@@ -528,11 +543,11 @@ def _rnn_backward_impl(
     T, B, _ = x.shape
     H = W_hh.shape[0]
     dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
-    dz = _new(hs, T, B, H)  # (T, B, H) dL/dz_t
+    dz = _new(hs, _dz_steps(T, needed), B, H)  # (T, B, H) dL/dz_t, or one step's
     dh0 = _loaded().rnn_backward(
         dout.contiguous(), dh_n, hs, W_hh.contiguous(), nonlinearity, dh, dz, batch_sizes
     )
-    grads = weight_gradients(dz, x, hs, W_ih, Needed(*needed))  # dx, dW_ih, dW_hh, db
+    grads = _all_steps_gradients(dz, x, hs, W_ih, needed)  # dx, dW_ih, dW_hh, db
     return *_empty(x, grads), dh0, dh
 
 
@@ -597,11 +612,11 @@ def _lstm_backward_impl(
     H = W_hh.shape[1]
     dh = _new(hs, T, B, H)  # (T, B, H) dL/dh_t
     dc = _new(hs, T, B, H)  # (T, B, H) dL/dc_t
-    dz = _new(hs, T, B, 4 * H)  # (T, B, 4H) dL/dz_t
+    dz = _new(hs, _dz_steps(T, needed), B, 4 * H)  # (T, B, 4H) dL/dz_t, or one step's
     dh0, dc0 = _loaded().lstm_backward(
         dout.contiguous(), dh_n, dc_n, cs, gates, W_hh.contiguous(), dh, dc, dz, batch_sizes
     )
-    grads = weight_gradients(dz, x, hs, W_ih, Needed(*needed))  # dx, dW_ih, dW_hh, db
+    grads = _all_steps_gradients(dz, x, hs, W_ih, needed)  # dx, dW_ih, dW_hh, db
     return *_empty(x, grads), dh0, dc0, dh, dc
 
 

@@ -11,6 +11,7 @@
 // Layout, all row-major and contiguous, axes (T, B, H) as in the reference:
 //   hs, cs (T+1, B, H): h_0 .. h_T, c_0 .. c_T      gates (T, B, 4H): [i, f, g, o]
 //   W_hh (4H, H) for the LSTM, (H, H) for the RNN   dh, dc (T, B, H), dz (T, B, G)
+//   (dz (1, B, G) when no weight gradient or dx is asked for: one step's buffer, reused)
 // Variable lengths (nn/packing.py): with batch_sizes (T,), the batch is sorted by decreasing
 // length and step t runs on its first n = batch_sizes[t] rows only (GEMM and elementwise);
 // the loops zero the other rows of the step's outputs (ended sequences), and the rows
@@ -370,6 +371,7 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
   scalar_t *dhn = dh_next.data_ptr<scalar_t>(), *dcn = dc_next.data_ptr<scalar_t>();
   scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dc_p = dc.data_ptr<scalar_t>();
   scalar_t* dz_p = dz.data_ptr<scalar_t>();
+  const int64_t dz_step = dz.size(0) == T ? B * G : 0;  // one step's buffer, reused: no dW
   const RowBlocks blocks(B, 2 * B * G * H);
   const StepGemm<scalar_t> dz_W_hh(W_hh.data_ptr<scalar_t>(), H, G, false, blocks.rows());
   blocks.run([&](int64_t b0, int64_t b1) {
@@ -378,7 +380,7 @@ void lstm_backward_loop(const Tensor& dout, Tensor& dh_next, Tensor& dc_next, co
       const scalar_t* c_prev = c + t * B * H;     // (B, H) c_{t-1}
       const scalar_t* c_t = c + (t + 1) * B * H;  // (B, H) c_t
       const scalar_t* dout_t = dout_p + t * B * H;
-      scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * B * G;
+      scalar_t *dh_t = dh_p + t * B * H, *dc_t = dc_p + t * B * H, *dz_t = dz_p + t * dz_step;
       const int64_t n = rows.end(t, b0, b1);  // rows b0 .. n-1 run
       over_batch(b0, n, G, [&](int64_t b) {
         const scalar_t* ib = a_t + b * G;
@@ -473,13 +475,14 @@ void rnn_backward_loop(const Tensor& dout, Tensor& dh_next, const Tensor& hs, co
   const scalar_t *h = hs.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>();
   scalar_t* dhn = dh_next.data_ptr<scalar_t>();
   scalar_t *dh_p = dh.data_ptr<scalar_t>(), *dz_p = dz.data_ptr<scalar_t>();
+  const int64_t dz_step = dz.size(0) == T ? B * H : 0;  // one step's buffer, reused: no dW
   const RowBlocks blocks(B, 2 * B * H * H);
   const StepGemm<scalar_t> dz_W_hh(W_hh.data_ptr<scalar_t>(), H, H, false, blocks.rows());
   blocks.run([&](int64_t b0, int64_t b1) {
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* h_t = h + (t + 1) * B * H;
       const scalar_t* dout_t = dout_p + t * B * H;
-      scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * B * H;
+      scalar_t *dh_t = dh_p + t * B * H, *dz_t = dz_p + t * dz_step;
       const int64_t n = rows.end(t, b0, b1);  // rows b0 .. n-1 run
       over_batch(b0, n, H, [&](int64_t b) {
         const int64_t o = b * H;
@@ -589,7 +592,8 @@ std::tuple<Tensor, Tensor> lstm_backward(const Tensor& dout, const Tensor& dh_n,
   const int64_t T = gates.size(0), B = gates.size(1), H = cs.size(2);
   TORCH_CHECK(cs.sizes() == at::IntArrayRef({T + 1, B, H}) && gates.size(2) == 4 * H &&
                   dout.sizes() == at::IntArrayRef({T, B, H}) && dh.sizes() == dout.sizes() &&
-                  dc.sizes() == dout.sizes() && dz.sizes() == gates.sizes() &&
+                  dc.sizes() == dout.sizes() &&
+                  (dz.sizes() == gates.sizes() || dz.sizes() == at::IntArrayRef({1, B, 4 * H})) &&
                   dh_next.sizes() == at::IntArrayRef({B, H}) &&
                   dc_next.sizes() == dh_next.sizes() &&
                   W_hh.sizes() == at::IntArrayRef({4 * H, H}),
@@ -623,7 +627,8 @@ Tensor rnn_backward(const Tensor& dout, const Tensor& dh_n, const Tensor& hs, co
         hs);
   const int64_t T = hs.size(0) - 1, B = hs.size(1), H = hs.size(2);
   TORCH_CHECK(dout.sizes() == at::IntArrayRef({T, B, H}) && dh.sizes() == dout.sizes() &&
-                  dz.sizes() == dout.sizes() && dh_next.sizes() == at::IntArrayRef({B, H}) &&
+                  (dz.sizes() == dout.sizes() || dz.sizes() == at::IntArrayRef({1, B, H})) &&
+                  dh_next.sizes() == at::IntArrayRef({B, H}) &&
                   W_hh.sizes() == at::IntArrayRef({H, H}),
               "rnn_backward: inconsistent shapes");
   const Act act = parse_act(nonlinearity);
