@@ -10,7 +10,7 @@ training step (one run of each per round, in rotating order), median of the roun
 denormals are flushed for all (as the demo trains). "exact" runs once per size, alone,
 and not at the largest size (minutes). The monitor's overhead: blocks of 10 training
 steps with and without vanishing.monitor(every=10) (one measured step per block),
-interleaved, median of 2 * repeats + 1 blocks; for a torch.nn.LSTM model (the monitor
+interleaved, median of --blocks blocks (31); for a torch.nn.LSTM model (the monitor
 replays the measured step through a vanishing twin) and for the same model with
 vanishing.LSTM (it reads the step's own recording). Accuracy of "terms" against "exact":
 float64 layers (RNN tanh / sigmoid / relu, LSTM with forget_bias 0, 1, 3), weights scaled
@@ -172,6 +172,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two sizes, 3 repeats, no file")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per size")
+    parser.add_argument(
+        "--blocks", type=int, default=31, help="blocks of 10 steps per monitor measurement"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
     if args.threads:
@@ -179,6 +182,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     load = os.getloadavg()[0]
     repeats = 3 if args.quick else args.repeats
+    blocks = 7 if args.quick else args.blocks
     sizes = SIZES[:2] if args.quick else SIZES
     lines = [
         "| (B, T, H) | training step (ms) | norms | terms | exact |",
@@ -196,7 +200,7 @@ def main() -> None:
     ]
     for size in sizes[:2]:
         for kind, name in (("torch", "torch.nn.LSTM"), ("vanishing", "vanishing.LSTM")):
-            overhead = monitor_overhead(size, kind, 2 * repeats + 1)
+            overhead = monitor_overhead(size, kind, blocks)
             monitor_lines.append(f"| {size} | {name} | {100 * overhead:+.1f} % |")
             print(monitor_lines[-1], flush=True)
     accuracy_lines = [
@@ -209,7 +213,7 @@ def main() -> None:
         + (f" --threads {args.threads}" if args.threads else "")
         + f"`: {cpu_model()}, torch reports ISA {torch.backends.cpu.get_cpu_capability()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, float32, denormals "
-        f"flushed, median of {repeats} interleaved runs ({2 * repeats + 1} blocks of 10 steps "
+        f"flushed, median of {repeats} interleaved runs ({blocks} blocks of 10 steps "
         f"for the monitor); load average {load:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(2 cores)."
     )
