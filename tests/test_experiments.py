@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -26,7 +27,7 @@ from vanishing.train import STATUSES
 
 runner = CliRunner()
 DETERMINISTIC = ("name", "status", "sequences", "sequences_to_success", "final_loss",
-                 "final_correct", "curve")  # fmt: skip
+                 "final_correct", "curve", "gradflow")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,28 @@ def test_quick_suite_runs_every_task_and_model(quick_suite) -> None:  # noqa: AN
         assert record["curve"][0][0] == 0 and record["curve"][-1][0] == record["sequences"]
 
 
+def test_the_monitor_measures_every_evaluation_of_seed_0(quick_suite) -> None:  # noqa: ANN001
+    """Seed 0 trains with vanishing.monitor at every evaluation (the report's heatmaps): the
+    measured sequences, the kept lags, and the article's contrast on the adding problem."""
+    configs, outcomes, _ = quick_suite
+    by_name = {r["name"]: r for r in outcomes}
+    for config in configs:
+        flow, train = by_name[config.name]["gradflow"], config.train
+        assert train.gradflow_every == train.eval_every
+        every = train.eval_every * train.batch
+        assert flow["sequences"] == list(range(every, by_name[config.name]["sequences"] + 1, every))
+        T = config.make_task().max_length
+        assert flow["lags"][0] == 0 and flow["lags"][-1] <= T - 1
+        assert all(len(row) == len(flow["lags"]) for row in flow["norms"])
+        assert len(flow["norms"]) == len(flow["sequences"])
+
+    def last_lag(name: str) -> float:  # median over measurements of norm[last lag] / norm[0]
+        rows = by_name[name]["gradflow"]["norms"]
+        return float(np.median([row[-1] / row[0] for row in rows]))
+
+    assert last_lag("adding-T20-lstm-s0") > 1e2 * last_lag("adding-T20-rnn-tanh-s0")
+
+
 def test_suite_report_has_the_table_and_figures(quick_suite, tmp_path: Path) -> None:  # noqa: ANN001
     _, outcomes, _ = quick_suite
     report = write_suite_report(outcomes, tmp_path, {"command": "vanishing experiments --quick"})
@@ -58,10 +81,10 @@ def test_suite_report_has_the_table_and_figures(quick_suite, tmp_path: Path) -> 
     assert "| adding | 20 | LSTM (chrono) | 1/1 |" in text
     assert "| reber | - | LSTM (chrono) |" in text and "8.44k" in text
     assert sorted(p.name for p in report.figures.values()) == [
-        "learning_curves.png", "sequences_vs_paper.png",
+        "gradient_flow.png", "learning_curves.png", "sequences_vs_paper.png",
     ]  # fmt: skip
     html = report.html.read_text()
-    assert html.count("<img") == 2 and "data:image/png;base64," in html
+    assert html.count("<img") == 3 and "data:image/png;base64," in html
     assert len(report.rows) == 2 * len(QUICK)
 
 

@@ -53,6 +53,7 @@ def test_config_rejects_unknown_keys_naming_the_known_ones() -> None:
         ({"clip": 0.0}, "clip must be a finite number > 0"),
         ({"budget": -1}, "budget must be >= 0"),
         ({"batch": 0}, "batch must be >= 1"),
+        ({"gradflow_every": -1}, "gradflow_every must be >= 0"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, momentum, adam"),
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
         ({"batch": 2.5}, "batch must be an int"),
@@ -515,6 +516,8 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path: Path)
         "0.003",
         "--seed",
         "3",
+        "--gradflow-every",
+        "7",
     ]
     child = subprocess.Popen(
         [
@@ -554,6 +557,10 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path: Path)
     config = RunConfig.from_dict(__import__("json").loads((run_dir / "config.json").read_text()))
     run(config, tmp_path / "whole", progress=False)
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run_dir))
+    # the monitor's lines too: every 7th step once, as in the uninterrupted run
+    flow = [[r for r in read_jsonl(d / "metrics.jsonl") if "gradflow" in r]
+            for d in (run_dir, tmp_path / "whole")]  # fmt: skip
+    assert flow[0] == flow[1] and [r["step"] for r in flow[0]][:2] == [7, 14]
 
 
 def test_tensor_data_takes_token_ids_without_a_feature_axis() -> None:

@@ -87,6 +87,15 @@ def train(
         int | None,
         Opt("--test-size", show_default=default(TrainConfig, "test_size"), help="Held-out set."),
     ] = None,
+    gradflow_every: Annotated[
+        int | None,
+        Opt(
+            "--gradflow-every",
+            show_default="0 (off)",
+            help="Steps between measurements of the gradient horizon and norms by lag of the "
+            "training step (vanishing.monitor), into metrics.jsonl.",
+        ),
+    ] = None,
     seed: Annotated[
         int | None, Opt("--seed", show_default="0", help="Seed of the weights and data.")
     ] = None,
@@ -127,6 +136,7 @@ def train(
         budget=budget,
         eval_every=eval_every,
         test_size=test_size,
+        gradflow_every=gradflow_every,
         seed=seed,
     )
     given = {

@@ -23,11 +23,19 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from vanishing.gradflow import lag_history
 from vanishing.train import RunConfig, TrainResult, run
 
 Outcome = dict[str, Any]
 """One run's outcome: name, task, T, model, seed, status, sequences, sequences_to_success,
-final_loss, final_correct, seconds, message, curve [[sequences, loss, correct], ...]."""
+final_loss, final_correct, seconds, message, curve [[sequences, loss, correct], ...],
+gradflow (`gradflow_record`, or None)."""
+
+HEATMAP_LAGS = 200
+"""Lags an outcome keeps of each gradient-flow measurement: evenly spaced, lag 0 and the
+last included (a T = 5000 run's 50 measurements stay a few hundred kB)."""
 
 OnOutcome = Callable[[Outcome], None]
 
@@ -38,9 +46,33 @@ def longest_first(configs: Sequence[RunConfig]) -> list[RunConfig]:
     return sorted(configs, key=lambda c: -c.train.budget * c.make_task().max_length)
 
 
-def outcome(config: RunConfig, result: TrainResult | None, message: str = "") -> Outcome:
-    """The record of one run (status 'error' when result is None)."""
+def gradflow_record(metrics: Path, batch: int) -> dict[str, Any] | None:
+    """The monitor's measurements in a run's metrics.jsonl, for the suite report's heatmap:
+    {"key": its first layer and direction, "sequences": training sequences at each measured
+    step, "lags": HEATMAP_LAGS of them at most, "norms": [[norm by kept lag] per measured
+    step], 4 significant digits, None where not finite}; None if there are none."""
+    history = lag_history(metrics) if metrics.is_file() else {}
+    if not history:
+        return None
+    key, (steps, norms) = next(iter(history.items()))  # (S, T) by lag
+    T = norms.shape[1]
+    lags = np.unique(np.linspace(0, T - 1, min(T, HEATMAP_LAGS)).round().astype(int))
+    kept = [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in norms[:, lags]]
+    return {
+        "key": key,
+        "sequences": [step * batch for step in steps],
+        "lags": lags.tolist(),
+        "norms": kept,
+    }
+
+
+def outcome(
+    config: RunConfig, result: TrainResult | None, message: str = "", folder: Path | None = None
+) -> Outcome:
+    """The record of one run (status 'error' when result is None); folder: the run's, for
+    its gradient-flow measurements (`gradflow_record`)."""
     final = result.final if result is not None and result.evaluations else None
+    metrics = None if folder is None or result is None else folder / "metrics.jsonl"
     return {
         "name": config.name,
         "task": config.task,
@@ -59,6 +91,7 @@ def outcome(config: RunConfig, result: TrainResult | None, message: str = "") ->
         "curve": [] if result is None else [
             [e.sequences, e.loss, e.correct] for e in result.evaluations
         ],
+        "gradflow": None if metrics is None else gradflow_record(metrics, config.train.batch),
     }  # fmt: skip
 
 
@@ -77,7 +110,7 @@ def execute(values: dict[str, Any], run_dir: str, resume: bool) -> Outcome:
                 return stored["outcome"]
         started = resume and (folder / "config.json").is_file()
         result = run(config, folder, resume=started, progress=False)
-        record = outcome(config, result)
+        record = outcome(config, result, folder=folder)
         saved = json.loads((folder / "result.json").read_text(encoding="utf-8"))
         saved["outcome"] = record
         (folder / "result.json").write_text(json.dumps(saved), encoding="utf-8")

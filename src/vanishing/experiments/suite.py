@@ -140,6 +140,9 @@ def plan(
 ) -> list[RunConfig]:
     """Every run of the suite: each entry x model x seed 0 .. seeds-1, as RunConfigs.
 
+    Seed 0 of each also measures its gradient flow at every evaluation (`vanishing.monitor`,
+    TrainConfig.gradflow_every = eval_every): the report's lag x sequences heatmaps.
+
     Raises ValueError (naming what was expected) for a bad length or setting.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -149,7 +152,8 @@ def plan(
         for name in models:
             for seed in range(seeds):
                 train = dict(budget=settings.budget or entry.budget, seed=seed,
-                             test_size=entry.test_size, eval_every=entry.eval_every)  # fmt: skip
+                             test_size=entry.test_size, eval_every=entry.eval_every,
+                             gradflow_every=entry.eval_every if seed == 0 else 0)  # fmt: skip
                 for key in ("batch", "optimizer", "clip"):
                     if getattr(settings, key) is not None:
                         train[key] = getattr(settings, key)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vanishing.experiments.results import COLUMNS, Row, cells, markdown_table, summarize
 from vanishing.experiments.runner import Outcome
 from vanishing.report import Section, save_figure, write_report
@@ -15,6 +17,7 @@ from vanishing.report.suite_figures import (
     plot_sequences_vs_paper,
     plot_success_by_length,
     plot_suite_curves,
+    plot_suite_heatmaps,
 )
 from vanishing.tasks import make_task
 
@@ -67,6 +70,19 @@ def draw(outcomes: Sequence[Outcome], rows: Sequence[Row], folder: Path) -> dict
         figures["learning curves"] = save_figure(
             plot_suite_curves(panels, baselines), folder / "learning_curves.png"
         )
+    maps: dict[str, dict[str, tuple]] = {}  # rows by task and length, models by name
+    for record in sorted(outcomes, key=lambda r: (r["task"], r["T"] or 0, r["model"])):
+        flow = record.get("gradflow")
+        if flow and flow["sequences"]:
+            norms = np.array(
+                [[np.nan if v is None else v for v in row] for row in flow["norms"]], dtype=float
+            )  # (S, L)
+            row = maps.setdefault(label(record["task"], record["T"]), {})
+            row[record["model"]] = (flow["sequences"], flow["lags"], norms)
+    if maps:
+        figures["gradient flow"] = save_figure(
+            plot_suite_heatmaps(maps), folder / "gradient_flow.png"
+        )
     return figures
 
 
@@ -78,6 +94,11 @@ CAPTIONS = {
     "the paper. Open triangles: not solved by half the seeds, drawn at the budget.",
     "learning curves": "Held-out loss against training sequences, one line per seed; dashed: "
     "the trivial predictor's loss (a model stuck there has learned nothing across the lag).",
+    "gradient flow": "The training steps themselves, measured by vanishing.monitor at every "
+    "evaluation of seed 0: the batch-mean norm of dE/dc_t (LSTM) or dE/dh_t (RNN) for the "
+    "loss at the last step, relative to lag 0, against the lag k - t and the training "
+    "sequences seen. Dark: the gradient does not reach that lag; the white line is the "
+    "gradient horizon's threshold 1e-3.",
 }
 
 

@@ -179,19 +179,8 @@ def plot_heatmaps(
     )
     image = None
     for ax, (name, (steps, norms)) in zip(axes[0], maps.items(), strict=True):
-        rel = np.stack([relative(np.asarray(row, dtype=np.float64)) for row in norms])
-        with np.errstate(divide="ignore"):
-            logs = np.log10(rel)
-        logs = np.clip(np.nan_to_num(logs, neginf=HEATMAP_FLOOR), HEATMAP_FLOOR, 2.0)
-        steps = np.asarray(steps)
-        edges = _edges(steps)
-        lags = np.arange(logs.shape[1] + 1) - 0.5
-        image = ax.pcolormesh(
-            edges, lags, logs.T, cmap="magma", vmin=HEATMAP_FLOOR, vmax=0.0, shading="flat"
-        )
-        level = np.log10(fraction)
-        if len(steps) > 1 and logs.min() < level < logs.max():
-            ax.contour(steps, np.arange(logs.shape[1]), logs.T, levels=[level], colors="white")
+        norms = np.asarray(norms, dtype=np.float64)
+        image = draw_heatmap(ax, np.asarray(steps), np.arange(norms.shape[1]), norms, fraction)
         ax.set_title(name)
         ax.set_xlabel("training step")
     axes[0][0].set_ylabel("time lag k − t")
@@ -204,8 +193,29 @@ def plot_heatmaps(
     return fig
 
 
+def draw_heatmap(
+    ax: plt.Axes, x: np.ndarray, lags: np.ndarray, norms: np.ndarray, fraction: float
+) -> object:
+    """log10 of norms (S, L) relative to lag 0, one column per x (S,) (training steps or
+    sequences), one row per lag (L,), on ax; returns the mesh (for a colour bar). Below
+    HEATMAP_FLOOR shares the darkest colour; NaN (a lag no sequence had) stays blank; the
+    white line is the horizon's threshold `fraction`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.stack([relative(row) for row in norms]))  # (S, L)
+    logs = np.clip(np.where(np.isneginf(logs), HEATMAP_FLOOR, logs), HEATMAP_FLOOR, 2.0)
+    image = ax.pcolormesh(
+        _edges(x), _edges(lags), logs.T, cmap="magma", vmin=HEATMAP_FLOOR, vmax=0.0,
+        shading="flat",
+    )  # fmt: skip
+    level = np.log10(fraction)
+    if len(x) > 1 and len(lags) > 1 and np.nanmin(logs) < level < np.nanmax(logs):
+        ax.contour(x, lags, logs.T, levels=[level], colors="white")
+    return image
+
+
 def _edges(steps: np.ndarray) -> np.ndarray:
     """Cell edges around increasing centres, for pcolormesh."""
+    steps = np.asarray(steps, dtype=np.float64)
     if len(steps) == 1:
         return np.array([steps[0] - 0.5, steps[0] + 0.5])
     mids = (steps[1:] + steps[:-1]) / 2.0

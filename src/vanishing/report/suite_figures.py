@@ -1,5 +1,6 @@
 """Figures of the long-time-lag suite, from plain numbers: the learnable lag, sequences to
-success against the paper, and learning curves."""
+success against the paper, learning curves, and the gradient-flow heatmaps of the runs the
+monitor watched."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from vanishing.report.figures import color_for, plt
+from vanishing.report.figures import HEATMAP_FLOOR, color_for, draw_heatmap, plt
 
 
 def plot_success_by_length(
@@ -94,4 +95,44 @@ def plot_suite_curves(
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("Learning curves (one line per seed)")
     fig.tight_layout()
+    return fig
+
+
+def plot_suite_heatmaps(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[int], np.ndarray]]],
+    fraction: float = 1e-3,
+) -> Figure:
+    """The gradient reaching each lag while the models train: one row per task and length,
+    one panel per model, log10 norm relative to lag 0 over (training sequences, lag).
+
+    panels: {row title: {model name: (sequences (S,), lags (L,), norms (S, L))}}.
+    """
+    models = list(dict.fromkeys(name for row in panels.values() for name in row))
+    rows, cols = len(panels), len(models)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.8 * cols + 1.0, 2.9 * rows), squeeze=False, layout="constrained"
+    )
+    image = None
+    for r, (title, row) in enumerate(panels.items()):
+        for c, name in enumerate(models):
+            ax = axes[r][c]
+            if name not in row:
+                ax.axis("off")
+                continue
+            x, lags, norms = row[name]
+            image = draw_heatmap(
+                ax, np.asarray(x), np.asarray(lags), np.asarray(norms, dtype=np.float64), fraction
+            )
+            ax.set_title(f"{title}: {name}", fontsize=9)
+            ax.set_xlabel("training sequences", fontsize=8)
+            ax.set_ylabel("time lag k − t", fontsize=8)
+            ax.tick_params(labelsize=7)
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.01)
+        bar.set_label(f"log10 relative gradient norm (floor {HEATMAP_FLOOR:g})")
+    fig.suptitle(
+        f"Gradient reaching lag k − t while training, seed 0 (white line: "
+        f"10^{np.log10(fraction):g}, the horizon's threshold)",
+        fontsize=11,
+    )
     return fig

@@ -53,8 +53,9 @@ class TrainConfig:
     set only when they pass (0: always the whole set); checkpoint_every: steps between
     checkpoints when training into a run folder (0: at every evaluation); keep_checkpoints:
     how many to keep; stop_at_success: stop at the first evaluation that passes the success
-    test;
-    threads: torch threads during the run.
+    test; gradflow_every: steps between measurements of the training step's gradient flow by
+    `vanishing.monitor` (horizon and norms by lag, a "gradflow" line in metrics.jsonl; 0:
+    none); threads: torch threads during the run.
     """
 
     optimizer: str = "adam"
@@ -71,6 +72,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     stop_at_success: bool = True
+    gradflow_every: int = 0
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -94,6 +96,7 @@ class TrainConfig:
             "eval_probe": 0,
             "checkpoint_every": 0,
             "keep_checkpoints": 1,
+            "gradflow_every": 0,
             "threads": 1,
         }
         for name, low in lows.items():

@@ -1,7 +1,8 @@
 """One run on a task, in its own folder: what `vanishing train` and each suite run do.
 
 The run folder holds `config.json` (the resolved `RunConfig`, written before training),
-`metrics.jsonl`, `checkpoints/` and, once the run ends, `result.json`. `resume_run(folder)`
+`metrics.jsonl` (with `train.gradflow_every`, also the monitor's gradient-flow lines),
+`checkpoints/` and, once the run ends, `result.json`. `resume_run(folder)`
 continues a run from its folder alone.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from vanishing.gradflow import monitor
 from vanishing.tasks import Task, make_task
 from vanishing.train.checkpoint import write_atomic
 from vanishing.train.config import TrainConfig, from_dict
@@ -92,6 +94,8 @@ def run(
         task.max_length,
         config.train.seed,
     )
+    if config.train.gradflow_every:  # its measurements go to metrics.jsonl
+        callbacks = (*callbacks, monitor(model, every=config.train.gradflow_every))
     data = TaskStream(task, config.train.batch, config.train.seed)
     held_out = held_out_set(task, config.train)
     length = "" if config.T is None else f" T={config.T}"
