@@ -3,6 +3,7 @@ the report, resume, failed runs, the results table and the command's bad options
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_the_monitor_measures_every_evaluation_of_seed_0(quick_suite) -> None:  
     for config in configs:
         flow, train = by_name[config.name]["gradflow"], config.train
         assert train.gradflow_every == train.eval_every
-        every = train.eval_every * train.batch
+        every = train.eval_every * train.batch  # all of them: fewer than HEATMAP_STEPS
         assert flow["sequences"] == list(range(every, by_name[config.name]["sequences"] + 1, every))
         T = config.make_task().max_length
         assert flow["lags"][0] == 0 and flow["lags"][-1] <= T - 1
@@ -185,3 +186,24 @@ def test_bad_options_are_one_clear_line(tmp_path: Path, args: list[str], message
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in re.sub(r"\s+", " ", lines[0]), result.output
     assert not list(tmp_path.iterdir()), "no suite folder for a bad option"
+
+
+def test_gradflow_record_keeps_evenly_spaced_measurements_and_lags(tmp_path: Path) -> None:
+    from vanishing.experiments.runner import HEATMAP_LAGS, HEATMAP_STEPS, gradflow_record
+
+    lines = [{"step": 0, "loss": 1.0}]  # other lines are skipped
+    for step in range(1, 251):
+        norms = [1.0 / (1 + lag) for lag in range(500)]
+        norms[-1] = None  # a lag no sequence had
+        flow = {"kind": "LSTM", "horizon": 499, "dh_norm": norms, "dc_norm": norms}
+        lines.append({"step": step, "gradflow": {"rnn.l0": flow}})
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    record = gradflow_record(path, batch=16)
+    assert record["key"] == "rnn.l0"
+    assert len(record["sequences"]) == HEATMAP_STEPS and len(record["lags"]) == HEATMAP_LAGS
+    assert record["sequences"][0] == 16 and record["sequences"][-1] == 250 * 16
+    assert record["lags"][0] == 0 and record["lags"][-1] == 499
+    assert record["norms"][0][0] == 1.0 and record["norms"][0][-1] is None
+    assert record["norms"][0][1] == float(f"{1 / (1 + record['lags'][1]):.4g}")
+    assert gradflow_record(tmp_path / "absent.jsonl", 16) is None

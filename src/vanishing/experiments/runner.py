@@ -35,7 +35,10 @@ gradflow (`gradflow_record`, or None)."""
 
 HEATMAP_LAGS = 200
 """Lags an outcome keeps of each gradient-flow measurement: evenly spaced, lag 0 and the
-last included (a T = 5000 run's 50 measurements stay a few hundred kB)."""
+last included."""
+HEATMAP_STEPS = 100
+"""Measurements an outcome keeps, evenly spaced, the first and the last included: with
+HEATMAP_LAGS, at most 20k numbers (about 200 kB) per run whatever its length and budget."""
 
 OnOutcome = Callable[[Outcome], None]
 
@@ -48,22 +51,27 @@ def longest_first(configs: Sequence[RunConfig]) -> list[RunConfig]:
 
 def gradflow_record(metrics: Path, batch: int) -> dict[str, Any] | None:
     """The monitor's measurements in a run's metrics.jsonl, for the suite report's heatmap:
-    {"key": its first layer and direction, "sequences": training sequences at each measured
-    step, "lags": HEATMAP_LAGS of them at most, "norms": [[norm by kept lag] per measured
-    step], 4 significant digits, None where not finite}; None if there are none."""
+    {"key": its first layer and direction, "sequences": training sequences at each kept
+    measurement (HEATMAP_STEPS at most), "lags": HEATMAP_LAGS at most, "norms": [[norm by
+    kept lag] per kept measurement], 4 significant digits, None where not finite}; None if
+    there are none."""
     history = lag_history(metrics) if metrics.is_file() else {}
     if not history:
         return None
     key, (steps, norms) = next(iter(history.items()))  # (S, T) by lag
-    T = norms.shape[1]
-    lags = np.unique(np.linspace(0, T - 1, min(T, HEATMAP_LAGS)).round().astype(int))
-    kept = [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in norms[:, lags]]
+    rows, lags = _evenly(norms.shape[0], HEATMAP_STEPS), _evenly(norms.shape[1], HEATMAP_LAGS)
+    kept = norms[np.ix_(rows, lags)]  # (S', L')
     return {
         "key": key,
-        "sequences": [step * batch for step in steps],
+        "sequences": [steps[r] * batch for r in rows],
         "lags": lags.tolist(),
-        "norms": kept,
+        "norms": [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in kept],
     }
+
+
+def _evenly(n: int, most: int) -> np.ndarray:
+    """At most `most` indices of 0 .. n-1, evenly spaced, 0 and n-1 included."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
 
 
 def outcome(
