@@ -8,6 +8,8 @@ recorded per-step tensor: float64 to 1e-12, float32 to 1e-5.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,6 +257,24 @@ def test_environment_variable_forces_reference(monkeypatch: pytest.MonkeyPatch) 
             layer(torch.randn(5, 2, 2))[0].sum().backward()
     spy.assert_not_called()
     assert layer.traces[0].dh is not None
+
+
+def test_loading_the_kernel_leaves_torchs_random_stream_alone() -> None:
+    """The load-time GEMM measurement draws random matrices; a fresh process's first forward
+    (which loads the kernel) must leave the generator as it found it, or the next dropout
+    mask of a seeded run would depend on whether the kernel was loaded yet."""
+    code = (
+        "import torch, vanishing\n"
+        "layer = vanishing.LSTM(3, 8)\n"
+        "torch.manual_seed(0)\n"
+        "before = torch.get_rng_state()\n"
+        "layer(torch.ones(5, 2, 3))\n"
+        "assert vanishing.nn.kernel.available()\n"
+        "assert vanishing.nn.kernel.gemm_choice(), 'the measurement ran'\n"
+        "assert torch.equal(before, torch.get_rng_state())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:

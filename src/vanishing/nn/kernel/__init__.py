@@ -194,23 +194,26 @@ GEMM_MARGIN = 0.95  # another backend replaces the BLAS only if at least 5 % fas
 
 
 def _measure_gemms(ops: Any) -> list[dict]:
-    """[{rows, H, flops, us: {backend: microseconds}, chosen}] for GEMM_GRID."""
+    """[{rows, H, flops, us: {backend: microseconds}, chosen}] for GEMM_GRID. Its random
+    matrices come from torch's generator, whose state is restored: loading the kernel must
+    not move the user's random stream (e.g. the next dropout mask)."""
     backends = [n for n in ("blas", "mkl_packed", "onednn") if ops.gemm_available(GEMMS[n])]
     threads = torch.get_num_threads()
     result = []
-    for rows, H in GEMM_GRID:
-        flops = 2 * rows * 4 * H * H
-        repeats = max(7, min(400, int(1e8 / flops)))
-        us = {
-            name: sum(
-                ops.gemm_time(GEMMS[name], rows, N, K, trans, threads, repeats)
-                for N, K, trans in ((4 * H, H, True), (H, 4 * H, False))
-            )
-            for name in backends
-        }
-        fastest = min(us, key=us.get)
-        chosen = fastest if us[fastest] < GEMM_MARGIN * us["blas"] else "blas"
-        result.append({"rows": rows, "H": H, "flops": flops, "us": us, "chosen": chosen})
+    with torch.random.fork_rng(devices=[]):
+        for rows, H in GEMM_GRID:
+            flops = 2 * rows * 4 * H * H
+            repeats = max(7, min(400, int(1e8 / flops)))
+            us = {
+                name: sum(
+                    ops.gemm_time(GEMMS[name], rows, N, K, trans, threads, repeats)
+                    for N, K, trans in ((4 * H, H, True), (H, 4 * H, False))
+                )
+                for name in backends
+            }
+            fastest = min(us, key=us.get)
+            chosen = fastest if us[fastest] < GEMM_MARGIN * us["blas"] else "blas"
+            result.append({"rows": rows, "H": H, "flops": flops, "us": us, "chosen": chosen})
     return result
 
 
