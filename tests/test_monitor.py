@@ -56,17 +56,19 @@ def mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train(model: Net, steps: int, mon: Monitor | None = None, probe: list | None = None) -> list:
     """A plain Adam loop driving the trainer's callbacks; returns the losses. probe: gets
-    (step, model copy, batch) of every step before its update (what profile() can measure)."""
+    (step, model copy, batch, generator state before the forward) of every step before its
+    update (what profile() can measure)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for step, (x, y) in enumerate(batches(steps)):
         if mon is not None:
             mon.on_step_start(step, model)
+        rng = torch.get_rng_state()  # what the step's dropout masks are drawn from
         opt.zero_grad()
         loss = mse(model(x), y)
         loss.backward()
         if probe is not None:
-            probe.append((step, copy.deepcopy(model), x, y))
+            probe.append((step, copy.deepcopy(model), x, y, rng))
         if mon is not None:
             returned = mon.on_step_end(step, model, loss)
             assert (returned is not None) == (step % mon.every == 0)
@@ -77,8 +79,13 @@ def train(model: Net, steps: int, mon: Monitor | None = None, probe: list | None
     return losses
 
 
-@pytest.mark.parametrize("kind", ["vanishing", "vanishing-rnn", "torch", "torch-stacked"])
+@pytest.mark.parametrize(
+    "kind", ["vanishing", "vanishing-rnn", "torch", "torch-stacked", "torch-dropout"]
+)
 def test_callbacks_write_the_norms_of_the_steps_they_say(kind: str, tmp_path: Path) -> None:
+    """What each line says is profile()'s measurement of that step: the same weights, batch
+    and, for torch.nn's dropout between stacked layers, the same masks (the replay draws
+    them from the generator's state of the step's call)."""
     model, probe = make(kind), []
     path = tmp_path / "run" / "metrics.jsonl"
     mon = monitor(model, every=3, path=path)
@@ -86,9 +93,12 @@ def test_callbacks_write_the_norms_of_the_steps_they_say(kind: str, tmp_path: Pa
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["step"] for e in lines] == [0, 3, 6] and lines == mon.history
     for entry in lines:
-        step, copy_, x, y = probe[entry["step"]]
-        assert entry["loss"] == pytest.approx(mse(copy_(x), y).item(), rel=1e-6)
-        expected = profile(copy_, x, lambda out, y=y: mse(out, y), detail="norms")["rnn"]
+        step, copy_, x, y, rng = probe[entry["step"]]
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(rng)
+            assert entry["loss"] == pytest.approx(mse(copy_(x), y).item(), rel=1e-6)
+            torch.set_rng_state(rng)
+            expected = profile(copy_, x, lambda out, y=y: mse(out, y), detail="norms")["rnn"]
         keys = [f"rnn.{p.trace.name}" for p in expected]
         assert list(entry["gradflow"]) == keys
         for p, key in zip(expected, keys, strict=True):

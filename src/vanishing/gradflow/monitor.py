@@ -4,7 +4,9 @@ Every `every` steps the monitor measures the step the model runs anyway, at the 
 detail (`lags.lag_profile` without Jacobian products): vanishing layers record that step's
 forward and its backward fills in dL/dh_t, dL/dc_t (no extra pass); for a torch.nn.RNN /
 LSTM the monitor keeps the layer's input and the gradient that reaches its outputs, and
-replays them through a vanishing twin (one recorded forward and backward of that layer).
+replays them through a vanishing twin (one recorded forward and backward of that layer;
+dropout between its layers draws the step's masks again, from the generator's state kept
+before the call).
 The measurement goes to `history`, to a metrics.jsonl file (one JSON line per measured
 step) and, optionally, to TensorBoard. Nothing in the model, its gradients or the random
 number generator changes: training is bit-identical with and without the monitor.
@@ -99,8 +101,10 @@ class _Replay:
     """One torch.nn.RNN / LSTM call kept for replay: input, initial state, a twin holding the
     weights of that moment, and the gradients that reach the outputs in backward."""
 
-    def __init__(self, twin: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
-        self.twin = twin
+    def __init__(
+        self, twin: nn.Module, args: tuple, kwargs: dict, outputs: tuple, rng: Tensor | None
+    ) -> None:
+        self.twin, self.rng = twin, rng  # rng: the generator's state before the call
         x = args[0] if args else kwargs["input"]
         if isinstance(x, PackedSequence):
             data = x.data.detach().clone()
@@ -134,6 +138,8 @@ class _Replay:
         twin = self.twin.requires_grad_(False)  # frozen: no weight gradients, nor dx
         hx = state_needing_grad(twin, self.x, self.hx)
         with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
+            if self.rng is not None:  # the call's dropout masks (drawn as torch.nn draws them)
+                torch.set_rng_state(self.rng)
             outputs = _flat(twin(self.x, hx))
             h0 = hx[0] if isinstance(hx, tuple) else hx
             torch.autograd.grad([outputs[k] for k in kept], h0, [self.grads[k] for k in kept])
@@ -197,6 +203,7 @@ class Monitor:
         self._recording: Recording | None = None  # records the armed step's forward
         self._traces: dict[str, list[Trace]] = {}  # vanishing layers' traces of the step
         self._replays: dict[str, _Replay] = {}  # torch.nn layers' calls of the step
+        self._rngs: dict[str, Tensor] = {}  # generator states before those calls (dropout)
         self._step = -1  # the context manager's step counter
         self._counter: Any = None  # the context manager's forward pre-hook
         self._capture: Any = None  # the measured step's forward hook
@@ -304,6 +311,15 @@ class Monitor:
             # first, so that it keeps the layer's own outputs even if a user's hook changes them
             handle = layer.register_forward_hook(hook, with_kwargs=True, prepend=True)
             self._handles.append(handle)
+            if layer.dropout > 0 and layer.num_layers > 1:  # last, right before the call
+                keep = self._own(lambda m, args, name=name: self._keep_rng(name, m), layer)
+                self._handles.append(layer.register_forward_pre_hook(keep))
+
+    def _keep_rng(self, name: str, layer: nn.Module) -> None:
+        """Forward pre-hook of a torch.nn layer with dropout between its layers: the CPU
+        generator's state, from which the replay draws the same masks (on the CPU)."""
+        if layer.training and layer.weight_ih_l0.device.type == "cpu":
+            self._rngs[name] = torch.get_rng_state()
 
     def _replay_hook(self, name: str) -> Any:
         def hook(layer: nn.Module, args: tuple, kwargs: dict, outputs: tuple) -> None:
@@ -312,7 +328,8 @@ class Monitor:
                 twin = self.twins[name] = vanishing_twin(layer)  # the model was moved or cast
             load_weights(twin, layer)  # as the layer computes them (parametrisations)
             twin.train(layer.training)
-            self._replays[name] = _Replay(twin, args, kwargs, outputs)
+            rng = self._rngs.pop(name, None)
+            self._replays[name] = _Replay(twin, args, kwargs, outputs, rng)
 
         return hook
 
@@ -334,7 +351,7 @@ class Monitor:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._traces, self._replays = {}, {}
+        self._traces, self._replays, self._rngs = {}, {}, {}
 
     def _warn(self, name: str, message: str) -> None:
         if name not in self._warned:
