@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from vanishing.report.figures import HEATMAP_FLOOR, color_for, draw_heatmap, plt
 
@@ -124,6 +125,7 @@ def plot_suite_heatmaps(
                 ax, np.asarray(x), np.asarray(lags), np.asarray(norms, dtype=np.float64), fraction
             )
             ax.set_title(f"{title}: {name}", fontsize=9)
+            ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
             ax.set_xlabel("training sequences", fontsize=8)
             ax.set_ylabel("time lag k − t", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -136,3 +138,8 @@ def plot_suite_heatmaps(
         fontsize=11,
     )
     return fig
+
+
+def _thousands(value: float, _position: object = None) -> str:
+    """A tick label: 25000 -> '25k', 500 -> '500'."""
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
