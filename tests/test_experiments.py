@@ -198,7 +198,7 @@ def test_gradflow_record_keeps_evenly_spaced_measurements_and_lags(tmp_path: Pat
         flow = {"kind": "LSTM", "horizon": 499, "dh_norm": norms, "dc_norm": norms}
         lines.append({"step": step, "gradflow": {"rnn.l0": flow}})
     path = tmp_path / "metrics.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"step": 251, "gra')
     record = gradflow_record(path, batch=16)
     assert record["key"] == "rnn.l0"
     assert len(record["sequences"]) == HEATMAP_STEPS and len(record["lags"]) == HEATMAP_LAGS
@@ -206,4 +206,4 @@ def test_gradflow_record_keeps_evenly_spaced_measurements_and_lags(tmp_path: Pat
     assert record["lags"][0] == 0 and record["lags"][-1] == 499
     assert record["norms"][0][0] == 1.0 and record["norms"][0][-1] is None
     assert record["norms"][0][1] == float(f"{1 / (1 + record['lags'][1]):.4g}")
-    assert gradflow_record(tmp_path / "absent.jsonl", 16) is None
+    assert gradflow_record(tmp_path / "absent.jsonl", 16) is None  # and the cut line skipped

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vanishing.gradflow import lag_history
-from vanishing.train import RunConfig, TrainResult, run
+from vanishing.train import RunConfig, TrainResult, read_jsonl, run
 
 Outcome = dict[str, Any]
 """One run's outcome: name, task, T, model, seed, status, sequences, sequences_to_success,
@@ -55,7 +55,7 @@ def gradflow_record(metrics: Path, batch: int) -> dict[str, Any] | None:
     measurement (HEATMAP_STEPS at most), "lags": HEATMAP_LAGS at most, "norms": [[norm by
     kept lag] per kept measurement], 4 significant digits, None where not finite}; None if
     there are none."""
-    history = lag_history(metrics) if metrics.is_file() else {}
+    history = lag_history(read_jsonl(metrics))  # whole lines (a kill may cut the last)
     if not history:
         return None
     key, (steps, norms) = next(iter(history.items()))  # (S, T) by lag
