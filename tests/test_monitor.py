@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +308,50 @@ def test_the_replay_measures_every_input_form_as_profile_does(kind: type, form: 
         if p.kind == "LSTM":
             np.testing.assert_allclose(m["dc_norm"], p.lags.dc_norm, rtol=1e-5)
         assert ("count" in m) == (form == "packed")
+
+
+FORMS = ["padded", "batch_first", "unbatched", "initial state", "no bias", "h_n only", "float64"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("kind", ["lstm", "tanh", "relu"])
+def test_the_direct_replay_gives_the_recorded_replays_trace(
+    kind: str, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-layer, one-direction call is replayed straight through the kernel: the same
+    states, gates and gradients, to the bit, as the recorded replay through the twin."""
+    from vanishing.gradflow import monitor as monitor_module
+    from vanishing.gradflow.model import vanishing_twin
+
+    module = sys.modules[monitor_module.__module__]
+    torch.manual_seed(6)
+    dtype = torch.float64 if form == "float64" else torch.float32
+    options = dict(batch_first=form == "batch_first", bias=form != "no bias", dtype=dtype)
+    if kind == "lstm":
+        layer = nn.LSTM(3, 5, **options)
+    else:
+        layer = nn.RNN(3, 5, nonlinearity=kind, **options)
+    x = torch.randn(7, 4, 3, dtype=dtype)
+    if form == "batch_first":
+        x = x.transpose(0, 1).contiguous()
+    if form == "unbatched":
+        x = x[:, 0]
+    hx = None
+    if form == "initial state":
+        h0 = torch.randn(1, 4, 5)
+        hx = (h0, torch.randn(1, 4, 5)) if kind == "lstm" else h0
+    out, final = layer(x, hx)
+    replay = module._Replay(vanishing_twin(layer), (x, hx), {}, (out, final), None)
+    h_n = final[0] if kind == "lstm" else final
+    loss = h_n.square().sum() if form == "h_n only" else out.sin().sum() + h_n.sum()
+    loss.backward()
+    assert module._direct_trace(replay.twin, replay.x, replay.hx, replay.grads) is not None
+    (direct,) = replay.traces()
+    monkeypatch.setattr(module, "_direct_trace", lambda *args: None)
+    (recorded,) = replay.traces()
+    for name in ("h", "h0", "c", "c0", "i", "f", "g", "o", "dh", "dc"):
+        a, b = getattr(direct, name), getattr(recorded, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert (direct.layer, direct.direction, direct.mode) == (0, 0, recorded.mode)

@@ -38,10 +38,13 @@ from torch.nn.utils.rnn import PackedSequence
 
 from vanishing.gradflow.lags import check_fraction, lag_profile
 from vanishing.gradflow.model import load_weights, state_needing_grad, vanishing_twin
-from vanishing.nn import Recording, Trace, record, recordable_layers
+from vanishing.nn import Recording, Trace, kernel, record, recordable_layers
 from vanishing.nn.naming import is_lstm
+from vanishing.nn.projection import Needed
+from vanishing.nn.trace import Recorder
 
 DIGITS = 6  # significant digits of the norms written to metrics.jsonl
+NO_GRADIENTS = Needed(False, False, False, False, False)  # the replay's backward: states only
 
 
 def _rounded(values: np.ndarray) -> list[float | None]:
@@ -97,6 +100,49 @@ def _flat(outputs: tuple) -> list[Tensor]:
     return [out, *(final if isinstance(final, tuple) else (final,))]
 
 
+def _direct_trace(twin: nn.Module, x: object, hx: object, grads: list) -> Trace | None:
+    """The replay of a one-layer, one-direction call on a padded batch, straight through
+    the kernel's forward and state-only backward (no layer, no autograd): the Trace the
+    recorded replay gives, about 1 ms sooner per measured step at (B, T, H) = (64, 100, 64).
+    None where it does not apply (stacked or bidirectional layers, a PackedSequence, an
+    input the kernel does not take). x, hx, grads (of out, h_n[, c_n]) as the call had them."""
+    if twin.num_layers != 1 or twin.bidirectional or not isinstance(x, Tensor):
+        return None
+    batched = x.dim() == 3
+    x = (x.transpose(0, 1) if twin.batch_first else x) if batched else x.unsqueeze(1)
+    if not kernel.supports(x):  # x (T, B, I)
+        return None
+    T, B, H = x.shape[0], x.shape[1], twin.hidden_size
+    lstm = is_lstm(twin)
+    states = hx if isinstance(hx, tuple) else (hx, None)  # (h_0, c_0), each maybe None
+    zeros = x.new_zeros(B, H)  # (B, H)
+    h0, c0 = ((s if batched else s.unsqueeze(1))[0] if s is not None else zeros for s in states)
+    dout, dh_n, dc_n = (*grads, None)[:3]
+    if dout is None:
+        dout = x.new_zeros(T, B, H)
+    elif batched:
+        dout = dout.transpose(0, 1) if twin.batch_first else dout  # (T, B, H)
+    else:
+        dout = dout.unsqueeze(1)
+    dh_n, dc_n = ((d if batched else d.unsqueeze(1))[0] if d is not None else zeros
+                  for d in (dh_n, dc_n))  # fmt: skip
+    weights = twin._weights(0, 0)  # (W_ih, W_hh, b_ih, b_hh, W_hr)
+    W_ih, W_hh, b_ih, b_hh = weights[:4]
+    b = None if b_ih is None else b_ih + b_hh
+    recorder = Recorder([], 0, 0, twin.mode, weights)
+    with torch.no_grad():
+        if lstm:
+            hs, cs, cache = kernel.lstm_forward(x, h0, c0, W_ih, W_hh, b, None, None)
+            recorder.forward(hs, cs, cache.gates, None)
+            *_, dh, dc = kernel.lstm_backward(dout, dh_n, dc_n, cache, NO_GRADIENTS)
+        else:
+            hs, rnn_cache = kernel.rnn_forward(x, h0, W_ih, W_hh, b, twin.nonlinearity, None)
+            recorder.forward(hs, None, None, None)
+            dh, dc = kernel.rnn_backward(dout, dh_n, rnn_cache, NO_GRADIENTS)[-1], None
+        recorder.backward(dh, dc)
+    return recorder.trace
+
+
 class _Replay:
     """One torch.nn.RNN / LSTM call kept for replay: input, initial state, a twin holding the
     weights of that moment, and the gradients that reach the outputs in backward."""
@@ -135,6 +181,9 @@ class _Replay:
         kept = [k for k, g in enumerate(self.grads) if g is not None]
         if not kept:
             return []
+        direct = _direct_trace(self.twin, self.x, self.hx, self.grads)
+        if direct is not None:
+            return [direct]
         twin = self.twin.requires_grad_(False)  # frozen: no weight gradients, nor dx
         hx = state_needing_grad(twin, self.x, self.hx)
         with torch.random.fork_rng(devices=[]), record(twin) as recording:  # RNG restored
