@@ -41,7 +41,7 @@ from vanishing.gradflow.model import load_weights, state_needing_grad, vanishing
 from vanishing.nn import Recording, Trace, kernel, record, recordable_layers
 from vanishing.nn.naming import is_lstm
 from vanishing.nn.projection import Needed
-from vanishing.nn.trace import Recorder
+from vanishing.nn.trace import WEIGHTS, Recorder
 
 DIGITS = 6  # significant digits of the norms written to metrics.jsonl
 NO_GRADIENTS = Needed(False, False, False, False, False)  # the replay's backward: states only
@@ -126,7 +126,7 @@ def _direct_trace(twin: nn.Module, x: object, hx: object, grads: list) -> Trace 
         dout = dout.unsqueeze(1)
     dh_n, dc_n = ((d if batched else d.unsqueeze(1))[0] if d is not None else zeros
                   for d in (dh_n, dc_n))  # fmt: skip
-    weights = twin._weights(0, 0)  # (W_ih, W_hh, b_ih, b_hh, W_hr)
+    weights = tuple(getattr(twin, name + "_l0", None) for name in WEIGHTS)  # W_ih, .., W_hr
     W_ih, W_hh, b_ih, b_hh = weights[:4]
     b = None if b_ih is None else b_ih + b_hh
     recorder = Recorder([], 0, 0, twin.mode, weights)
