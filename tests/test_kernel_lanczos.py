@@ -34,9 +34,18 @@ def _steps(N: int, H: int, dtype: torch.dtype, zero_rows: int, seed: int) -> LST
     return LSTMSteps(f=f, alpha=alpha, beta=beta, U=U)
 
 
-def _op(steps: LSTMSteps, start: torch.Tensor, iterations: int) -> torch.Tensor:
+def _op(steps: LSTMSteps, start: torch.Tensor, iterations: int, spaced: bool) -> torch.Tensor:
+    """kernel.lstm_term_norms on step 2's factors; spaced: f and alpha as views whose rows
+    are spaced, as slices of the gates and of dz are (N, 4H) rows, else contiguous."""
     f, alpha, beta = (x[1] for x in (steps.f, steps.alpha, steps.beta))  # (N, H), (N, 3, H)
-    return kernel.lstm_term_norms(f, alpha.contiguous(), beta, steps.U, start, iterations)
+    if spaced:
+        N, H = f.shape
+        gates, dz = f.new_zeros(N, 4, H), f.new_zeros(N, 4, H)  # (N, 4H) rows
+        gates[:, 1], dz[:, :3] = f, alpha
+        f, alpha = gates[:, 1], dz[:, :3]  # (N, H) and (N, 3, H) views, rows 4H apart
+    else:
+        alpha = alpha.contiguous()
+    return kernel.lstm_term_norms(f, alpha, beta, steps.U, start, iterations)
 
 
 @settings(max_examples=40, deadline=None)
@@ -47,14 +56,22 @@ def _op(steps: LSTMSteps, start: torch.Tensor, iterations: int) -> torch.Tensor:
     extra=st.integers(0, 72),
     zero_rows=st.integers(0, 2),
     seed=st.integers(0, 2**16),
+    spaced=st.booleans(),
 )
 def test_term_norms_equal_lanczos_norm(
-    built: None, dtype: torch.dtype, N: int, H: int, extra: int, zero_rows: int, seed: int
+    built: None,
+    dtype: torch.dtype,
+    N: int,
+    H: int,
+    extra: int,
+    zero_rows: int,
+    seed: int,
+    spaced: bool,
 ) -> None:
     iterations = 1 + extra % (H + 2)  # 1 .. H + 2
     steps = _steps(N, H, dtype, zero_rows, seed)
     start = terms._starts(steps.U, torch.Generator().manual_seed(seed)).to(dtype)  # (4, H)
-    got = _op(steps, start, iterations)  # (4, N)
+    got = _op(steps, start, iterations, spaced)  # (4, N)
     expected = terms._lanczos_terms(steps, start, iterations).view(4, N)
     assert got.dtype == F64 and got.shape == (4, N)
     torch.testing.assert_close(got, expected, rtol=RTOL[dtype], atol=1e-12)
@@ -142,10 +159,10 @@ def test_each_variant_and_thread_count_agree(built: None, variant: str) -> None:
     expected = terms._lanczos_terms(steps, start, 5).view(4, 300)
     threads = torch.get_num_threads()
     with kernel.use_variant(variant):
-        for n in (1, 2):  # one block of rows, or a block per thread
+        for n, spaced in ((1, False), (2, False), (2, True)):  # one block, or one per thread
             torch.set_num_threads(n)
             try:
-                got = _op(steps, start, 5)
+                got = _op(steps, start, 5, spaced)
             finally:
                 torch.set_num_threads(threads)
             torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)

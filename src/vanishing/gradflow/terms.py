@@ -155,9 +155,8 @@ def _norms_estimate(steps: LSTMSteps, iterations: int) -> np.ndarray:
         return norms
     start = _starts(steps.U, torch.Generator().manual_seed(0)).to(steps.f)  # (4, H)
     if kernel.supports(steps.f):
-        f, alpha, beta = (
-            x[1:].flatten(0, 1).contiguous() for x in (steps.f, steps.alpha, steps.beta)
-        )  # (N, H), (N, 3, H), (N, H)
+        f, alpha = steps.f[1:].flatten(0, 1), steps.alpha[1:].flatten(0, 1)  # views, rows spaced
+        beta = steps.beta[1:].flatten(0, 1).contiguous()  # (N, H)
         est = kernel.lstm_term_norms(f, alpha, beta, steps.U.contiguous(), start, iterations)
         est = est.view(4, T - 1, B)  # gates i, f, g, total
     else:

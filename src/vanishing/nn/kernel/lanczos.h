@@ -132,6 +132,7 @@ struct TermBlock {
   int64_t n, H;
   scalar_t *v, *u, *u_prev;  // (4, n, H) each
   scalar_t *in, *out;        // (6 n H) each: the GEMMs' inputs and outputs (gates, then total)
+  int64_t f_row, alpha_row;  // elements from one item's row of f, alpha to the next's
 };
 
 // Every vector of the block is (n, H) per operator; each GEMM is one call for the block.
@@ -166,7 +167,7 @@ void term_lanczos_block(const TermBlock<scalar_t>& s, const scalar_t* start, int
     // u = M v - beta_{j-1} u_prev, alpha_j = |u|
     const bool last = j == k - 1;
     for (int64_t r = 0; r < n; ++r) {
-      const scalar_t *fr = s.f + r * H, *ar = s.alpha + r * 3 * H;
+      const scalar_t *fr = s.f + r * s.f_row, *ar = s.alpha + r * s.alpha_row;
       for (int64_t o = 0; o < 4; ++o) {
         const scalar_t* yr = o < 3 ? s.out + o * nH + r * H : out_t + r * 3 * H;
         const scalar_t* pr = u_prev + o * nH + r * H;
@@ -212,7 +213,7 @@ void term_lanczos_block(const TermBlock<scalar_t>& s, const scalar_t* start, int
     gemm<scalar_t>(false, false, n, H, 3 * H, 1, in_t, 3 * H, s.U, H, 0, out_t, H);
     // w = M^T u - alpha_j v, beta_j = |w|, v = w / beta_j
     for (int64_t r = 0; r < n; ++r) {
-      const scalar_t *fr = s.f + r * H, *br = s.beta + r * H;
+      const scalar_t *fr = s.f + r * s.f_row, *br = s.beta + r * H;
       for (int64_t o = 0; o < 4; ++o) {
         const scalar_t* zr = (o < 3 ? s.out + o * nH : out_t) + r * H;
         const scalar_t* ur = u + o * nH + r * H;
@@ -251,6 +252,7 @@ void lstm_term_norms_loop(const Tensor& f, const Tensor& alpha, const Tensor& be
                           const Tensor& U, const Tensor& start, int64_t k, Tensor& out) {
   const int64_t N = f.size(0), H = f.size(1);
   const scalar_t *f_p = f.data_ptr<scalar_t>(), *alpha_p = alpha.data_ptr<scalar_t>();
+  const int64_t f_row = f.stride(0), alpha_row = alpha.stride(0);  // rows may be spaced
   const scalar_t *beta_p = beta.data_ptr<scalar_t>(), *U_p = U.data_ptr<scalar_t>();
   // the start vectors, normalised as lanczos_norm does (in the input dtype)
   std::vector<scalar_t> v0(start.data_ptr<scalar_t>(), start.data_ptr<scalar_t>() + 4 * H);
@@ -272,8 +274,9 @@ void lstm_term_norms_loop(const Tensor& f, const Tensor& alpha, const Tensor& be
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t n0 = i * rows, n = std::min(rows, N - n0), nH = n * H;
       scalar_t* w = work.data();
-      const TermBlock<scalar_t> s{f_p + n0 * H, alpha_p + n0 * 3 * H, beta_p + n0 * H, U_p,
-                                  n, H, w, w + 4 * nH, w + 8 * nH, w + 12 * nH, w + 18 * nH};
+      const TermBlock<scalar_t> s{f_p + n0 * f_row, alpha_p + n0 * alpha_row, beta_p + n0 * H,
+                                  U_p, n, H, w, w + 4 * nH, w + 8 * nH, w + 12 * nH,
+                                  w + 18 * nH, f_row, alpha_row};
       term_lanczos_block<scalar_t>(s, v0.data(), k, a.data(), b.data());
       if (k == 1) {
         for (int64_t o = 0; o < 4; ++o) {
@@ -348,12 +351,24 @@ inline void householder_tridiagonal(double* A, int64_t m, double* d, double* e,
 // ---------------------------------------------------------------------------------------
 // Operators.
 
-Tensor lstm_term_norms(const Tensor& f, const Tensor& alpha, const Tensor& beta,
+// f (N, H) and alpha (N, 3, H) may be views whose item rows are spaced (slices of the
+// LSTM's gates and dz, as gradflow's steps hold them): each row contiguous, any row stride.
+Tensor lstm_term_norms(const Tensor& f_in, const Tensor& alpha_in, const Tensor& beta,
                        const Tensor& U, const Tensor& start, int64_t iterations) {
-  TORCH_CHECK(f.scalar_type() == at::kFloat || f.scalar_type() == at::kDouble,
-              "lstm_term_norms: float32 or float64 only, got ", f.scalar_type());
-  check({{&f, "f"}, {&alpha, "alpha"}, {&beta, "beta"}, {&U, "U"}, {&start, "start"}}, f);
-  TORCH_CHECK(f.dim() == 2, "lstm_term_norms: f must be (N, H), got ", f.sizes());
+  TORCH_CHECK(f_in.scalar_type() == at::kFloat || f_in.scalar_type() == at::kDouble,
+              "lstm_term_norms: float32 or float64 only, got ", f_in.scalar_type());
+  TORCH_CHECK(f_in.dim() == 2 && alpha_in.dim() == 3,
+              "lstm_term_norms: expected f (N, H), alpha (N, 3, H), got f ", f_in.sizes(),
+              ", alpha ", alpha_in.sizes());
+  const bool f_rows = f_in.stride(1) == 1 && f_in.stride(0) >= f_in.size(1);
+  const bool alpha_rows = alpha_in.stride(2) == 1 && alpha_in.stride(1) == alpha_in.size(2) &&
+                          alpha_in.stride(0) >= 3 * alpha_in.size(2);
+  const Tensor f = f_rows ? f_in : f_in.contiguous();
+  const Tensor alpha = alpha_rows ? alpha_in : alpha_in.contiguous();
+  check({{&beta, "beta"}, {&U, "U"}, {&start, "start"}}, f);
+  TORCH_CHECK(f.device().is_cpu() && alpha.device().is_cpu() &&
+                  alpha.scalar_type() == f.scalar_type(),
+              "lstm_term_norms: f and alpha must be CPU tensors of one dtype");
   const int64_t N = f.size(0), H = f.size(1);
   TORCH_CHECK(H >= 1, "lstm_term_norms: H must be at least 1");
   TORCH_CHECK(alpha.sizes() == at::IntArrayRef({N, 3, H}) && beta.sizes() == f.sizes() &&
