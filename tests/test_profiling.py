@@ -250,3 +250,41 @@ def jacobian_norms(layer: nn.Module, x: torch.Tensor) -> np.ndarray:
     """A bare layer's exact Jacobian-product norms, x (B, T, I)."""
     lp = profile(layer, x.transpose(0, 1), lambda out: out[0][-1].sum(), detail="exact")
     return lp[""][0].lags.jacobian_norm
+
+
+class EncoderDecoder(nn.Module):
+    """An encoder whose final state is the decoder's initial state; the loss reads the
+    decoder only, so the encoder's gradient arrives through that state alone."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        make = vanishing.LSTM if kind == "vanishing" else nn.LSTM
+        self.encoder, self.decoder = make(2, 4, dtype=F64), make(3, 4, dtype=F64)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        _, state = self.encoder(x)
+        return self.decoder(z, state)[0][-1].sum()
+
+
+@pytest.mark.parametrize("kind", ["vanishing", "torch"])
+def test_profile_follows_a_gradient_that_reaches_a_layer_through_its_initial_state(
+    kind: str,
+) -> None:
+    """The copy's first layer gets an initial state that needs grad (not its input, so its
+    backward computes no dx); the decoder's state already does, and is passed on as it is."""
+    torch.manual_seed(2)
+    model = EncoderDecoder(kind)
+    x, z = torch.randn(6, 3, 2, dtype=F64), torch.randn(5, 3, 3, dtype=F64)
+    found = profile(model, (x, z), lambda loss: loss, detail="norms")
+    twin = EncoderDecoder("vanishing")
+    twin.load_state_dict(model.state_dict())
+    with vanishing.record(twin) as recording:
+        twin(x.requires_grad_(), z).backward()
+    for name in ("encoder", "decoder"):
+        (p,) = found[name]
+        (trace,) = recording[name]
+        layer = getattr(twin, name)
+        expected = gf.lag_profile(layer, trace, jacobian=False)
+        np.testing.assert_allclose(p.lags.dh_norm, expected.dh_norm, rtol=1e-10)
+        np.testing.assert_allclose(p.lags.dc_norm, expected.dc_norm, rtol=1e-10)
+        assert np.all(p.lags.dc_norm > 0), name

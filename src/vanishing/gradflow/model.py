@@ -95,29 +95,20 @@ def vanishing_twin(m: nn.Module) -> nn.Module:
     return twin.train(m.training)
 
 
-def needing_grad(input: Tensor | PackedSequence) -> Tensor | PackedSequence:
-    """input if it requires grad, else a leaf view of it that does (a PackedSequence's data).
-
-    A recurrent layer with frozen weights fed this still runs its backward, which records
-    dL/dh_t, but computes no weight gradients (their GEMMs are skipped): how profile and the
-    monitor measure, since they never read a weight's gradient."""
-    if isinstance(input, PackedSequence):
-        if input.data.requires_grad:
-            return input
-        data = input.data.detach().requires_grad_()
-        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
-    if not isinstance(input, Tensor) or input.requires_grad or not input.is_floating_point():
-        return input  # the layer's own checks name what is wrong with a bad input
-    return input.detach().requires_grad_()
-
-
 def state_needing_grad(layer: nn.Module, input: Tensor | PackedSequence, hx: object) -> object:
     """hx for layer(input, hx) with its h_0 a leaf that requires grad: zeros of the layer's
     state shape when hx is None, (h_0, c_0) for an LSTM.
 
     With frozen weights and an input that needs no gradient, the layer's backward then still
     runs and records dL/dh_t, and it skips the input's GEMM dx_t = dz_t W_ih as well as the
-    weights' (the monitor's replay). input and hx as torch.nn.RNN / LSTM accept them."""
+    weights' (the monitor's replay, `profile`'s copy). input and hx as torch.nn.RNN / LSTM
+    accept them; anything else is returned as it came, for the layer's own checks to name."""
+    data = input.data if isinstance(input, PackedSequence) else input
+    given = hx[0] if isinstance(hx, tuple) and hx else hx
+    if not (isinstance(data, Tensor) and data.is_floating_point()) or not (
+        given is None or (isinstance(given, Tensor) and given.is_floating_point())
+    ):
+        return hx
     if hx is None:
         if isinstance(input, PackedSequence):
             batch: tuple[int, ...] = (int(input.batch_sizes[0]),)
@@ -126,31 +117,50 @@ def state_needing_grad(layer: nn.Module, input: Tensor | PackedSequence, hx: obj
             batched = input.dim() == 3
             batch = (input.shape[0 if layer.batch_first else 1],) if batched else ()
             like = input
-        directions = 2 if layer.bidirectional else 1
-        zeros = like.new_zeros((layer.num_layers * directions, *batch, layer.hidden_size))
-        hx = (zeros, zeros) if is_lstm(layer) else zeros
+        shape = (layer.num_layers * (2 if layer.bidirectional else 1), *batch)
+        h0 = like.new_zeros((*shape, getattr(layer, "proj_size", 0) or layer.hidden_size))
+        hx = (h0, like.new_zeros((*shape, layer.hidden_size))) if is_lstm(layer) else h0
     if isinstance(hx, tuple):
         return (hx[0].detach().requires_grad_(), *hx[1:])
     return hx.detach().requires_grad_()
 
 
+def _reaches(value: object) -> bool:
+    """True if value (a tensor, a PackedSequence or a tuple of tensors) requires grad: the
+    backward then reaches a layer called with it."""
+    if isinstance(value, PackedSequence):
+        return value.data.requires_grad
+    if isinstance(value, tuple):
+        return any(_reaches(v) for v in value)
+    return isinstance(value, Tensor) and value.requires_grad
+
+
 def _measured_call(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-    """Forward pre-hook of a vanishing layer in the profiled copy: its input needing grad."""
-    if args:
-        return (needing_grad(args[0]), *args[1:]), kwargs
-    if "input" in kwargs:
-        return args, {**kwargs, "input": needing_grad(kwargs["input"])}
-    return None
+    """Forward pre-hook of a vanishing layer in the profiled copy: if neither its input nor
+    its initial state needs grad, its initial state is made to (`state_needing_grad`), so
+    that the backward reaches it without computing dx."""
+    input = args[0] if args else kwargs.get("input")
+    hx = args[1] if len(args) > 1 else kwargs.get("hx")
+    if input is None or _reaches(input) or _reaches(hx):
+        return None
+    hx = state_needing_grad(module, input, hx)  # no dx: the initial state needs grad
+    if len(args) > 1:
+        return (args[0], hx, *args[2:]), kwargs
+    return args, {**kwargs, "hx": hx}
 
 
 def _recurrence(self: nn.Module, input: Tensor | PackedSequence, hx: object = None) -> object:
     """torch.nn.RNN / LSTM.forward in the profiled copy: a recorded vanishing layer with the
     layer's weights as they are now runs the call (kept on the layer as TWIN); its weights are
-    frozen and its input needs grad (`needing_grad`)."""
+    frozen, and unless the call's input or initial state needs grad already, its initial
+    state is made to (`state_needing_grad`): the backward records dL/dh_t and computes
+    neither weight gradients nor dx."""
     twin = vanishing_twin(self).requires_grad_(False)
     twin.record = True
     self.__dict__[TWIN] = twin  # not a submodule: the copy's modules stay the user's
-    return twin(needing_grad(input), hx)
+    if _reaches(input) or _reaches(hx):  # the backward reaches the twin already
+        return twin(input, hx)
+    return twin(input, state_needing_grad(twin, input, hx))  # no dx: the state needs grad
 
 
 class _RNNRecurrence(nn.RNN):
