@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vanishing.gradflow import lag_history
+from vanishing.gradflow.monitor import rounded
 from vanishing.train import RunConfig, TrainResult, read_jsonl, run
 
 Outcome = dict[str, Any]
@@ -65,7 +66,7 @@ def gradflow_record(metrics: Path, batch: int) -> dict[str, Any] | None:
         "key": key,
         "sequences": [steps[r] * batch for r in rows],
         "lags": lags.tolist(),
-        "norms": [[float(f"{v:.4g}") if np.isfinite(v) else None for v in row] for row in kept],
+        "norms": [rounded(row, digits=4) for row in kept],
     }
 
 

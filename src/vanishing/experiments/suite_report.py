@@ -74,9 +74,7 @@ def draw(outcomes: Sequence[Outcome], rows: Sequence[Row], folder: Path) -> dict
     for record in sorted(outcomes, key=lambda r: (r["task"], r["T"] or 0, r["model"])):
         flow = record.get("gradflow")
         if flow and flow["sequences"]:
-            norms = np.array(
-                [[np.nan if v is None else v for v in row] for row in flow["norms"]], dtype=float
-            )  # (S, L)
+            norms = np.array(flow["norms"], dtype=float)  # (S, L), None -> NaN
             row = maps.setdefault(label(record["task"], record["T"]), {})
             row[record["model"]] = (flow["sequences"], flow["lags"], norms)
     if maps:

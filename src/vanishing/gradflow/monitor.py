@@ -44,9 +44,9 @@ from vanishing.nn.naming import is_lstm
 DIGITS = 6  # significant digits of the norms written to metrics.jsonl
 
 
-def _rounded(values: np.ndarray) -> list[float | None]:
-    """Values with DIGITS significant digits, for JSON; None where not finite."""
-    return [float(f"{v:.{DIGITS}g}") if math.isfinite(v) else None for v in values.tolist()]
+def rounded(values: np.ndarray, digits: int = DIGITS) -> list[float | None]:
+    """values (1-d) with `digits` significant digits, for JSON; None where not finite."""
+    return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in values.tolist()]
 
 
 def _writable(path: object) -> Path:
@@ -328,8 +328,8 @@ class Monitor:
                 out[key] = {
                     "kind": "LSTM" if is_lstm(layer) else "RNN",
                     "horizon": p.horizon,
-                    "dh_norm": _rounded(p.dh_norm),
-                    "dc_norm": None if p.dc_norm is None else _rounded(p.dc_norm),
+                    "dh_norm": rounded(p.dh_norm),
+                    "dc_norm": None if p.dc_norm is None else rounded(p.dc_norm),
                 }
                 if trace.lengths is not None:  # a PackedSequence: sequences with each lag
                     out[key]["count"] = p.count.tolist()
